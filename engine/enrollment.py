@@ -1,0 +1,111 @@
+"""Enrollments: starting a contact on a sequence, moving it along after each send, ending it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.machine import TERMINAL_STATES, EndReason, machine_for
+from engine.models import Contact, Enrollment, ScheduledSend, SendStatus
+from engine.schedule import due_time
+from engine.sequences import Sequence, Step
+from engine.timeline import record_event
+
+logger = logging.getLogger(__name__)
+
+
+def live_enrollment(session: Session, contact_id: int, sequence_name: str) -> Enrollment | None:
+    return session.scalar(
+        select(Enrollment).where(
+            Enrollment.contact_id == contact_id,
+            Enrollment.sequence_name == sequence_name,
+            Enrollment.ended_at.is_(None),
+        )
+    )
+
+
+def enroll(
+    session: Session, contact: Contact, sequence: Sequence, keyword: str | None, now: datetime, actor: str = "contact"
+) -> tuple[Enrollment, ScheduledSend] | None:
+    """Start `contact` on `sequence` and schedule its first step; None if it is already enrolled."""
+    if live_enrollment(session, contact.id, sequence.name) is not None:
+        logger.info("contact %s already in sequence %s; keyword ignored", contact.id, sequence.name)
+        return None
+
+    enrollment = Enrollment(
+        contact_id=contact.id,
+        sequence_name=sequence.name,
+        keyword=keyword,
+        state=machine_for(sequence).initial,
+        enrolled_at=now,
+    )
+    try:
+        # The partial unique index turns a concurrent second enrollment into an IntegrityError.
+        with session.begin_nested():
+            session.add(enrollment)
+            session.flush()
+    except IntegrityError:
+        logger.info("contact %s was enrolled in %s by a concurrent request", contact.id, sequence.name)
+        return None
+
+    send = schedule_step(session, enrollment, sequence.first_step, previous_send=now)
+    record_event(session, contact.id, "enrollment.started", actor, enrollment_id=enrollment.id, sequence=sequence.name, keyword=keyword)
+    logger.info("contact %s enrolled in %s as enrollment %s", contact.id, sequence.name, enrollment.id)
+    return enrollment, send
+
+
+def schedule_step(session: Session, enrollment: Enrollment, step: Step, previous_send: datetime) -> ScheduledSend:
+    send = ScheduledSend(
+        enrollment_id=enrollment.id,
+        contact_id=enrollment.contact_id,
+        step_id=step.id,
+        due_at=due_time(step, previous_send),
+        status=SendStatus.PENDING.value,
+    )
+    session.add(send)
+    session.flush()
+    logger.info("enrollment %s step %s scheduled as send %s at %s", enrollment.id, step.id, send.id, send.due_at.isoformat())
+    return send
+
+
+def advance_after_send(session: Session, enrollment: Enrollment, sequence: Sequence, sent_at: datetime) -> ScheduledSend | None:
+    """Move the enrollment past the step just sent and schedule the next one; None when the sequence is done."""
+    enrollment.last_sent_at = sent_at
+    state = machine_for(sequence).advance(enrollment)
+    if state in TERMINAL_STATES:
+        enrollment.ended_at = sent_at
+        record_event(session, enrollment.contact_id, "enrollment.ended", "engine", enrollment_id=enrollment.id, reason=state)
+        logger.info("enrollment %s completed", enrollment.id)
+        return None
+    next_step = sequence.step(state)
+    assert next_step is not None, f"state {state!r} is not a step of {sequence.name!r}"
+    return schedule_step(session, enrollment, next_step, previous_send=sent_at)
+
+
+def end_enrollment(
+    session: Session, enrollment: Enrollment, sequence: Sequence | None, reason: EndReason, now: datetime, actor: str
+) -> int:
+    """End a live enrollment with `reason` and cancel its pending sends; returns how many were cancelled."""
+    if sequence is not None and enrollment.state not in TERMINAL_STATES:
+        machine_for(sequence).end(enrollment, reason)
+    else:
+        # The file (or the step) is gone, so there is no machine to ask; record the reason directly.
+        enrollment.state = reason.value
+    enrollment.ended_at = now
+    cancelled = cancel_pending_sends(session, ScheduledSend.enrollment_id == enrollment.id, f"enrollment ended: {reason.value}")
+    record_event(session, enrollment.contact_id, "enrollment.ended", actor, enrollment_id=enrollment.id, reason=reason.value)
+    logger.info("enrollment %s ended: %s (%d pending sends cancelled)", enrollment.id, reason.value, cancelled)
+    return cancelled
+
+
+def cancel_pending_sends(session: Session, condition: object, detail: str) -> int:
+    result = session.execute(
+        update(ScheduledSend)
+        .where(condition, ScheduledSend.status == SendStatus.PENDING.value)  # type: ignore[arg-type]
+        .values(status=SendStatus.CANCELLED.value, detail=detail)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

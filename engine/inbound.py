@@ -1,0 +1,102 @@
+"""Deciding what an inbound text means: a keyword, a reply to a sequence, or conversation."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.contacts import find_or_create_contact
+from engine.enrollment import end_enrollment, enroll
+from engine.library import SequenceLibrary
+from engine.machine import EndReason
+from engine.models import Direction, Enrollment, Message, ScheduledSend
+from engine.phones import mask
+from engine.timeline import record_event
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    sid: str  # MessageSid
+    from_number: str  # E.164, the prospect
+    to_number: str  # E.164, our number
+    body: str
+
+
+@dataclass
+class InboundOutcome:
+    reply: str | None = None  # text to answer inline (TwiML <Message>), None for an empty response
+    sends: list[ScheduledSend] = field(default_factory=list)  # to enqueue once the transaction commits
+    duplicate: bool = False  # the MessageSid was handled before; nothing new happened
+    contact_id: int | None = None
+
+
+def handle_inbound(session: Session, message: InboundMessage, library: SequenceLibrary, now: datetime) -> InboundOutcome:
+    """Record an inbound text and act on it, all in the caller's transaction.
+
+    A MessageSid seen before returns the stored answer and changes nothing, so carrier retries and
+    duplicate posts have their effects once.
+    """
+    previous = _find_inbound(session, message.sid)
+    if previous is not None:
+        logger.info("inbound %s is a duplicate; answering as before", message.sid)
+        return InboundOutcome(reply=previous.reply_text, duplicate=True, contact_id=previous.contact_id)
+
+    contact, _created = find_or_create_contact(session, message.from_number, source="sms")
+    record = Message(
+        contact_id=contact.id,
+        direction=Direction.INBOUND.value,
+        sid=message.sid,
+        from_number=message.from_number,
+        to_number=message.to_number,
+        body=message.body,
+        status="received",
+    )
+    try:
+        # A concurrent post of the same MessageSid loses on the unique index and answers as the winner did.
+        with session.begin_nested():
+            session.add(record)
+            session.flush()
+    except IntegrityError:
+        previous = _find_inbound(session, message.sid)
+        assert previous is not None
+        return InboundOutcome(reply=previous.reply_text, duplicate=True, contact_id=previous.contact_id)
+    record_event(session, contact.id, "message.in", "contact", message_id=record.id, sid=message.sid)
+    outcome = InboundOutcome(contact_id=contact.id)
+
+    rule = library.keywords.match(message.body, message.to_number)
+    if rule is not None:
+        sequence = library.get(rule.sequence_name)
+        assert sequence is not None
+        started = enroll(session, contact, sequence, rule.keyword, now)
+        if started is not None:
+            enrollment, send = started
+            record.enrollment_id = enrollment.id
+            outcome.sends.append(send)
+        logger.info("inbound %s from contact %s (%s) matched keyword %s", message.sid, contact.id, mask(message.from_number), rule.keyword)
+    else:
+        _handle_reply(session, contact.id, record, library, now)
+
+    record.reply_text = outcome.reply
+    return outcome
+
+
+def _find_inbound(session: Session, sid: str) -> Message | None:
+    return session.scalar(select(Message).where(Message.sid == sid, Message.direction == Direction.INBOUND.value))
+
+
+def _handle_reply(session: Session, contact_id: int, record: Message, library: SequenceLibrary, now: datetime) -> None:
+    """A text that is no keyword: it stops the contact's live sequences so a person can take over."""
+    live = session.scalars(select(Enrollment).where(Enrollment.contact_id == contact_id, Enrollment.ended_at.is_(None))).all()
+    if not live:
+        logger.info("inbound %s from contact %s is conversation; no sequence is live", record.sid, contact_id)
+        return
+    for enrollment in live:
+        record.enrollment_id = enrollment.id
+        end_enrollment(session, enrollment, library.get(enrollment.sequence_name), EndReason.REPLIED, now, actor="contact")

@@ -1,0 +1,92 @@
+"""The loaded set of sequences, with their keyword index, reloaded when a file changes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.keywords import KeywordIndex, KeywordRule
+from engine.sequence_files import Problem, SequenceFileError, load_sequence_file, sequence_paths
+from engine.sequences import Sequence
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SequenceLibrary:
+    """All loaded sequences and the keyword index built from them."""
+
+    sequences: dict[str, Sequence]
+    keywords: KeywordIndex
+
+    def get(self, name: str) -> Sequence | None:
+        return self.sequences.get(name)
+
+
+def load_library(folder: Path) -> SequenceLibrary:
+    """Load every sequence file in `folder`, raising SequenceFileError listing all problems in all files."""
+    problems: list[Problem] = []
+    sequences: dict[str, Sequence] = {}
+    owners: dict[tuple[str, str], Sequence] = {}
+    for path in sequence_paths([folder]):
+        try:
+            sequence = load_sequence_file(path)
+        except SequenceFileError as error:
+            problems.extend(error.problems)
+            continue
+        if sequence.name in sequences:
+            other = sequences[sequence.name].source
+            problems.append(Problem(str(path), 1, "name", f"{sequence.name!r} is already used by {other}: give each sequence its own name"))
+            continue
+        for keyword in sequence.keywords:
+            for number in sequence.numbers or {"*"}:
+                previous = owners.get((keyword, number))
+                if previous is not None:
+                    problems.append(
+                        Problem(str(path), 1, "keywords", f"{keyword!r} is already the keyword of {previous.name!r} ({previous.source}): pick another word")
+                    )
+                owners[(keyword, number)] = sequence
+        sequences[sequence.name] = sequence
+    if problems:
+        raise SequenceFileError(problems)
+
+    rules = [
+        KeywordRule(keyword=keyword, sequence_name=sequence.name, match=sequence.match, numbers=sequence.numbers)
+        for sequence in sequences.values()
+        for keyword in sequence.keywords
+    ]
+    logger.info("loaded %d sequences with %d keywords from %s", len(sequences), len(rules), folder)
+    return SequenceLibrary(sequences=sequences, keywords=KeywordIndex(rules))
+
+
+_cache_lock = threading.Lock()
+_cache: tuple[Path, tuple[tuple[str, float, int], ...], SequenceLibrary] | None = None
+
+
+def _fingerprint(folder: Path) -> tuple[tuple[str, float, int], ...]:
+    return tuple((str(p), p.stat().st_mtime, p.stat().st_size) for p in sequence_paths([folder]))
+
+
+def get_library(folder: Path) -> SequenceLibrary:
+    """Return the library for `folder`, reloading it when a file was added, removed or edited.
+
+    A reload that fails keeps serving the last good library and logs the problems, so a bad edit
+    never takes live sequences down; `smsdrip check` shows the same problems before deploying.
+    """
+    global _cache
+    fingerprint = _fingerprint(folder)
+    with _cache_lock:
+        if _cache is not None and _cache[0] == folder and _cache[1] == fingerprint:
+            return _cache[2]
+        try:
+            library = load_library(folder)
+        except SequenceFileError as error:
+            if _cache is None or _cache[0] != folder:
+                raise
+            logger.error("sequence files changed but are invalid; still using the previous version:\n%s", error)
+            _cache = (folder, fingerprint, _cache[2])
+            return _cache[2]
+        _cache = (folder, fingerprint, library)
+        return library

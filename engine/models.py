@@ -1,0 +1,162 @@
+"""Database tables: contacts, enrollments, scheduled sends, messages and timeline events."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as naive UTC and returned as aware UTC, the same on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given: pass an aware datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SendStatus(str, enum.Enum):
+    PENDING = "pending"  # waiting for its due time
+    CLAIMED = "claimed"  # a worker took it and is calling the carrier
+    SENT = "sent"  # the carrier accepted it; see the message for delivery
+    CANCELLED = "cancelled"  # the enrollment moved on, ended or the contact opted out
+    FAILED = "failed"  # the carrier rejected it for good
+    STUCK = "stuck"  # claimed by a worker that died before recording the outcome: a person decides
+
+
+class Direction(str, enum.Enum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)  # E.164
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    company: Mapped[str | None] = mapped_column(String(200))
+    time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA name; None: derive from the number
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # custom fields from forms and imports
+    status: Mapped[str] = mapped_column(String(20), default="new")  # lead status
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    enrollments: Mapped[list[Enrollment]] = relationship(back_populates="contact")
+
+    @property
+    def opted_out(self) -> bool:
+        return self.opted_out_at is not None
+
+
+class Enrollment(Base):
+    """One contact's pass through one sequence; `state` is the step it waits to send, or why it ended."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        # At most one live enrollment per contact and sequence, even when two webhooks race.
+        Index(
+            "uq_enrollments_live",
+            "contact_id",
+            "sequence_name",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    sequence_name: Mapped[str] = mapped_column(String(100), index=True)
+    keyword: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(100))
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    contact: Mapped[Contact] = relationship(back_populates="enrollments")
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+
+class ScheduledSend(Base):
+    """A step due to go out: the database row is the source of truth, the RQ job only a reminder."""
+
+    __tablename__ = "scheduled_sends"
+    __table_args__ = (Index("ix_scheduled_sends_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(100))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), default=SendStatus.PENDING.value)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))  # RQ worker name
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(Text)  # why it was cancelled, failed or flagged
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def job_id(self) -> str:
+        """RQ job id derived from the row, so enqueueing the same send twice is a no-op."""
+        return f"send-{self.id}"
+
+
+class Message(Base):
+    """Every text in or out, with the carrier's MessageSid and delivery status."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(10))
+    sid: Mapped[str | None] = mapped_column(String(64), unique=True)  # MessageSid; unique makes webhooks idempotent
+    from_number: Mapped[str] = mapped_column(String(20))
+    to_number: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(String(20))  # Twilio MessageStatus for outbound texts
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    send_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_sends.id"), unique=True)
+    reply_text: Mapped[str | None] = mapped_column(Text)  # inline answer to an inbound webhook, repeated to duplicates
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Event(Base):
+    """An entry on a contact's timeline."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # message.in, message.out, enrollment.started, ...
+    actor: Mapped[str] = mapped_column(String(100))  # "contact", "engine", "carrier", "rep:<name>", "api"
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

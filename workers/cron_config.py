@@ -1,0 +1,10 @@
+"""Periodic jobs for RQ's cron scheduler: `rq cron workers.cron_config` or `smsdrip cron`."""
+
+from rq import cron
+
+from engine.config import get_settings
+from workers.jobs import enqueue_due_sends
+
+SWEEP_INTERVAL = 30  # seconds between sweeps; sends due sooner than this are enqueued directly
+
+cron.register(enqueue_due_sends, queue_name=get_settings().queue_name, interval=SWEEP_INTERVAL, job_timeout=300)

@@ -1,0 +1,77 @@
+"""Putting due sends on the RQ queue, keyed by the database row so repeats are harmless."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.exceptions import DuplicateJobError
+from rq.job import Job, JobStatus
+
+from engine.config import get_settings
+from engine.models import ScheduledSend
+from workers.connection import get_redis
+
+logger = logging.getLogger(__name__)
+
+# Redis only holds sends due within this horizon; the periodic job enqueues later ones as they come near,
+# so Redis memory does not grow with the number of future sends.
+ENQUEUE_HORIZON = timedelta(minutes=10)
+# A job still in one of these states will run; any other state means it is done and may be replaced.
+LIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED}
+SEND_JOB = "workers.jobs.send_scheduled"
+SEND_JOB_TIMEOUT = 60  # seconds; a carrier call past this is a hung connection
+
+
+def get_queue() -> Queue:
+    return Queue(get_settings().queue_name, connection=get_redis())
+
+
+def send_job_id(send_id: int) -> str:
+    return f"send-{send_id}"
+
+
+def enqueue_send(send_id: int, due_at: datetime, now: datetime | None = None, queue: Queue | None = None) -> bool:
+    """Enqueue the job for one send if it is due within the horizon; returns whether a job was added.
+
+    The job id comes from the row, and RQ's `unique` refuses a second live job with that id, so the
+    webhook, the worker and the periodic job can all call this for the same row.
+    """
+    now = now or datetime.now(timezone.utc)
+    if due_at - now > ENQUEUE_HORIZON:
+        return False
+    queue = queue or get_queue()
+    job_id = send_job_id(send_id)
+    options = {"job_id": job_id, "unique": True, "job_timeout": SEND_JOB_TIMEOUT, "description": job_id}
+    for attempt in range(2):
+        try:
+            if due_at <= now:
+                queue.enqueue(SEND_JOB, send_id, **options)
+            else:
+                queue.enqueue_at(due_at, SEND_JOB, send_id, **options)
+            logger.debug("send %s enqueued as job %s for %s", send_id, job_id, due_at.isoformat())
+            return True
+        except DuplicateJobError:
+            existing = Job.fetch(job_id, connection=queue.connection) if Job.exists(job_id, queue.connection) else None
+            if existing is not None and existing.get_status(refresh=False) in LIVE_JOB_STATES:
+                return False
+            if attempt == 0 and existing is not None:
+                # A finished or failed job for a row that is still pending: the row is the truth, so replace it.
+                logger.warning("send %s: replacing %s job %s", send_id, existing.get_status(refresh=False), job_id)
+                existing.delete()
+    return False
+
+
+def enqueue_sends(sends: Iterable[ScheduledSend], now: datetime | None = None) -> int:
+    """Enqueue each send that is due soon; a Redis error is logged, since the periodic job will retry."""
+    count = 0
+    try:
+        queue = get_queue()
+        for send in sends:
+            count += enqueue_send(send.id, send.due_at, now=now, queue=queue)
+    except RedisError:
+        logger.exception("enqueueing sends failed; the periodic job will enqueue them from the database")
+    return count

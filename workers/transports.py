@@ -1,0 +1,75 @@
+"""Outbound transports: the Twilio Messages API through the `twilio` client, or the log for local runs."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from twilio.rest import Client
+
+from engine.config import Settings
+from engine.phones import mask
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    sid: str  # MessageSid given by the carrier
+    status: str  # first MessageStatus, usually "queued" or "accepted"
+    from_number: str  # number or Messaging Service SID the text goes from
+
+
+class Transport(Protocol):
+    def send(self, to: str, body: str) -> SendResult: ...
+
+
+class TwilioTransport:
+    """Sends through the Messages API; the base URL can point at any Twilio-compatible API."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
+        self.client.api.base_url = settings.twilio_api_url
+        self.from_number = settings.twilio_from_number
+        self.messaging_service_sid = settings.twilio_messaging_service_sid
+        self.status_callback = f"{settings.public_url}/twilio/status"
+
+    def send(self, to: str, body: str) -> SendResult:
+        if self.messaging_service_sid:
+            message = self.client.messages.create(
+                to=to, body=body, messaging_service_sid=self.messaging_service_sid, status_callback=self.status_callback
+            )
+        else:
+            message = self.client.messages.create(to=to, body=body, from_=self.from_number, status_callback=self.status_callback)
+        sender = self.messaging_service_sid or self.from_number or ""
+        return SendResult(sid=str(message.sid), status=str(message.status or "queued"), from_number=str(message.from_ or sender))
+
+
+class ConsoleTransport:
+    """Logs each text instead of sending it, with a made-up MessageSid so the rest of the path runs as usual."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.from_number = settings.twilio_from_number or settings.twilio_messaging_service_sid or "console"
+
+    def send(self, to: str, body: str) -> SendResult:
+        sid = "SM" + uuid.uuid4().hex
+        logger.info("console transport: text %s to %s:\n    %s", sid, mask(to), body.replace("\n", "\n    "))
+        return SendResult(sid=sid, status="sent", from_number=self.from_number)
+
+
+_transport: Transport | None = None
+
+
+def get_transport(settings: Settings) -> Transport:
+    """Return this process's transport, built once so the HTTP client keeps its connections."""
+    global _transport
+    if _transport is None:
+        _transport = TwilioTransport(settings) if settings.transport == "twilio" else ConsoleTransport(settings)
+    return _transport
+
+
+def reset_transport() -> None:
+    global _transport
+    _transport = None
