@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.machine import TERMINAL_STATES, EndReason, machine_for
-from engine.models import Contact, Enrollment, ScheduledSend, SendStatus
-from engine.schedule import due_time
+from engine.models import Contact, Enrollment, ScheduledSend, SendKind, SendStatus
+from engine.schedule import Recipient, due_time
 from engine.sequences import Sequence, Step
 from engine.timeline import record_event
 
@@ -52,18 +52,22 @@ def enroll(
         logger.info("contact %s was enrolled in %s by a concurrent request", contact.id, sequence.name)
         return None
 
-    send = schedule_step(session, enrollment, sequence.first_step, previous_send=now)
+    send = schedule_step(session, enrollment, contact, sequence, sequence.first_step, previous_send=now)
     record_event(session, contact.id, "enrollment.started", actor, enrollment_id=enrollment.id, sequence=sequence.name, keyword=keyword)
     logger.info("contact %s enrolled in %s as enrollment %s", contact.id, sequence.name, enrollment.id)
     return enrollment, send
 
 
-def schedule_step(session: Session, enrollment: Enrollment, step: Step, previous_send: datetime) -> ScheduledSend:
+def schedule_step(
+    session: Session, enrollment: Enrollment, contact: Contact, sequence: Sequence, step: Step, previous_send: datetime
+) -> ScheduledSend:
+    recipient = Recipient(phone=contact.phone, time_zone=contact.time_zone)
     send = ScheduledSend(
+        kind=SendKind.STEP.value,
         enrollment_id=enrollment.id,
         contact_id=enrollment.contact_id,
         step_id=step.id,
-        due_at=due_time(step, previous_send),
+        due_at=due_time(sequence, step, previous_send, recipient),
         status=SendStatus.PENDING.value,
     )
     session.add(send)
@@ -83,7 +87,8 @@ def advance_after_send(session: Session, enrollment: Enrollment, sequence: Seque
         return None
     next_step = sequence.step(state)
     assert next_step is not None, f"state {state!r} is not a step of {sequence.name!r}"
-    return schedule_step(session, enrollment, next_step, previous_send=sent_at)
+    contact = session.get_one(Contact, enrollment.contact_id)
+    return schedule_step(session, enrollment, contact, sequence, next_step, previous_send=sent_at)
 
 
 def end_enrollment(

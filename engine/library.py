@@ -90,3 +90,10 @@ def get_library(folder: Path) -> SequenceLibrary:
             return _cache[2]
         _cache = (folder, fingerprint, library)
         return library
+
+
+def reset_library_cache() -> None:
+    """Forget the loaded library, for tests that switch folders."""
+    global _cache
+    with _cache_lock:
+        _cache = None

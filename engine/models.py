@@ -104,16 +104,25 @@ class Enrollment(Base):
         return self.ended_at is None
 
 
+class SendKind(str, enum.Enum):
+    STEP = "step"  # a sequence step; its text comes from the sequence file at send time
+    MANUAL = "manual"  # a person's message to the lead; `body` holds the text
+    BROADCAST = "broadcast"  # one message to a segment; `body` holds the text
+
+
 class ScheduledSend(Base):
-    """A step due to go out: the database row is the source of truth, the RQ job only a reminder."""
+    """A text due to go out: the database row is the source of truth, the RQ job only a reminder."""
 
     __tablename__ = "scheduled_sends"
     __table_args__ = (Index("ix_scheduled_sends_status_due", "status", "due_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), default=SendKind.STEP.value)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
-    step_id: Mapped[str] = mapped_column(String(100))
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)  # step sends only
+    step_id: Mapped[str | None] = mapped_column(String(100))  # step sends only
+    body: Mapped[str | None] = mapped_column(Text)  # manual and broadcast sends; steps render at send time
+    actor: Mapped[str] = mapped_column(String(100), default="engine")  # who the text is from, for the timeline
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(20), default=SendStatus.PENDING.value)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -121,11 +130,6 @@ class ScheduledSend(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     detail: Mapped[str | None] = mapped_column(Text)  # why it was cancelled, failed or flagged
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    @property
-    def job_id(self) -> str:
-        """RQ job id derived from the row, so enqueueing the same send twice is a no-op."""
-        return f"send-{self.id}"
 
 
 class Message(Base):

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from engine.sequences import Step
+from engine.sequences import Sequence, Step
 
 
-def due_time(step: Step, previous_send: datetime) -> datetime:
+@dataclass(frozen=True)
+class Recipient:
+    """What scheduling needs to know about the person a text goes to."""
+
+    phone: str  # E.164
+    time_zone: str | None = None  # IANA name from the contact record; None: derive from the number
+
+
+def due_time(sequence: Sequence, step: Step, previous_send: datetime, recipient: Recipient) -> datetime:
     """Return when `step` is due, measured from the previous step's send (or from enrollment for the first)."""
     if previous_send.tzinfo is None:
         raise ValueError("previous_send must be timezone-aware")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from rq import get_current_job
@@ -12,14 +11,13 @@ from twilio.base.exceptions import TwilioRestException
 
 from engine.config import get_settings
 from engine.db import session_scope
-from engine.enrollment import advance_after_send
 from engine.library import get_library
-from engine.models import Contact, Direction, Enrollment, Message, ScheduledSend, SendStatus
+from engine.models import ScheduledSend, SendStatus
+from engine.outbound import PreparedSend, prepare_claimed_send, record_sent
 from engine.phones import mask
-from engine.templates import TemplateError, render
 from engine.timeline import record_event
 from workers.queue import ENQUEUE_HORIZON, enqueue_send
-from workers.transports import SendResult, get_transport
+from workers.transports import get_transport
 
 logger = logging.getLogger(__name__)
 
@@ -28,15 +26,6 @@ EARLY_GRACE = timedelta(seconds=2)
 # A claim older than this with no outcome means the worker died mid-send; see flag_stuck_claims.
 CLAIM_TIMEOUT = timedelta(minutes=5)
 SWEEP_BATCH = 5000
-
-
-@dataclass(frozen=True)
-class PreparedSend:
-    send_id: int
-    enrollment_id: int
-    contact_id: int
-    to: str
-    body: str
 
 
 def _utcnow() -> datetime:
@@ -49,7 +38,7 @@ def _worker_name() -> str:
 
 
 def send_scheduled(send_id: int) -> str:
-    """Send one scheduled step if it is still due and wanted; returns what happened, for the job result."""
+    """Send one scheduled text if it is still due and wanted; returns what happened, for the job result."""
     prepared = _claim_and_prepare(send_id, _utcnow())
     if prepared is None:
         return "skipped"
@@ -60,7 +49,9 @@ def send_scheduled(send_id: int) -> str:
         _record_rejection(prepared, error)
         return "failed"
 
-    next_send = _record_sent(prepared, result)
+    library = get_library(get_settings().sequences_dir)
+    with session_scope() as session:
+        next_send = record_sent(session, prepared, result.sid, result.status, result.from_number, library, _utcnow())
     if next_send is not None:
         enqueue_send(next_send.id, next_send.due_at)
     return "sent"
@@ -85,65 +76,11 @@ def _claim_and_prepare(send_id: int, now: datetime) -> PreparedSend | None:
         if claimed != 1:
             logger.info("send %s is not pending or not yet due; skipped", send_id)
             return None
-
         send = session.get_one(ScheduledSend, send_id)
-        enrollment = session.get_one(Enrollment, send.enrollment_id)
-        contact = session.get_one(Contact, send.contact_id)
-        sequence = get_library(get_settings().sequences_dir).get(enrollment.sequence_name)
-        step = sequence.step(send.step_id) if sequence is not None else None
-
-        reason = None
-        if not enrollment.active or enrollment.state != send.step_id:
-            reason = f"enrollment {enrollment.id} is no longer at step {send.step_id} (state {enrollment.state})"
-        elif step is None:
-            reason = f"step {send.step_id} is not in sequence {enrollment.sequence_name} any more"
-        if reason is not None:
-            send.status, send.detail, send.finished_at = SendStatus.CANCELLED.value, reason, now
-            logger.info("send %s cancelled: %s", send_id, reason)
-            return None
-
-        assert step is not None
-        fields = {"first_name": contact.first_name, "last_name": contact.last_name, "company": contact.company,
-                  "email": contact.email, "keyword": enrollment.keyword, **(contact.fields or {})}
-        try:
-            body = render(step.text, fields)
-        except TemplateError as error:
-            send.status, send.detail, send.finished_at = SendStatus.FAILED.value, str(error), now
-            logger.error("send %s for enrollment %s failed: %s", send_id, enrollment.id, error)
-            return None
-
-        logger.info("send %s claimed: enrollment %s step %s to contact %s (%s)", send_id, enrollment.id, step.id, contact.id, mask(contact.phone))
-        return PreparedSend(send_id=send_id, enrollment_id=enrollment.id, contact_id=contact.id, to=contact.phone, body=body)
-
-
-def _record_sent(prepared: PreparedSend, result: SendResult) -> ScheduledSend | None:
-    """Store the outbound message and move the enrollment on; returns the next send to enqueue."""
-    now = _utcnow()
-    with session_scope() as session:
-        send = session.get_one(ScheduledSend, prepared.send_id)
-        send.status, send.finished_at = SendStatus.SENT.value, now
-        message = Message(
-            contact_id=prepared.contact_id,
-            direction=Direction.OUTBOUND.value,
-            sid=result.sid,
-            from_number=result.from_number,
-            to_number=prepared.to,
-            body=prepared.body,
-            status=result.status,
-            enrollment_id=prepared.enrollment_id,
-            send_id=prepared.send_id,
-        )
-        session.add(message)
-        session.flush()
-        record_event(session, prepared.contact_id, "message.out", "engine", message_id=message.id, sid=result.sid, step=send.step_id)
-        logger.info("send %s sent as %s (enrollment %s step %s)", send.id, result.sid, prepared.enrollment_id, send.step_id)
-
-        enrollment = session.get_one(Enrollment, prepared.enrollment_id)
-        sequence = get_library(get_settings().sequences_dir).get(enrollment.sequence_name)
-        if sequence is None or not enrollment.active or enrollment.state != send.step_id:
-            # A reply or opt-out ended or moved the enrollment while the text was in flight.
-            return None
-        return advance_after_send(session, enrollment, sequence, now)
+        prepared = prepare_claimed_send(session, send, get_library(get_settings().sequences_dir), now)
+    if prepared is not None:
+        logger.info("send %s claimed for contact %s (%s)", send_id, prepared.contact_id, mask(prepared.to))
+    return prepared
 
 
 def _record_rejection(prepared: PreparedSend, error: TwilioRestException) -> None:

