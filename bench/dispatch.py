@@ -23,7 +23,17 @@ from sqlalchemy import func, select
 
 from bench.data import insert_contacts, insert_step_sends, spread, utcnow
 from bench.report import Figure, Report, at_least, at_most, percentile
-from bench.services import QUEUE_NAME, BenchEnvironment, add_common_arguments, apply_environment, bench_environment, start_twilio_api, start_workers
+from bench.services import (
+    QUEUE_NAME,
+    BenchEnvironment,
+    add_common_arguments,
+    apply_environment,
+    bench_environment,
+    redis_cpu_seconds,
+    session_cpu_seconds,
+    start_twilio_api,
+    start_workers,
+)
 from engine.db import session_scope
 from engine.models import ScheduledSend, SendStatus
 from workers.queue import SEND_JOB, SEND_JOB_TIMEOUT, send_job_id
@@ -86,18 +96,42 @@ def max_per_second(times: Sequence[float]) -> int:
     return best
 
 
-def noop_rate(environment: BenchEnvironment, count: int, processes: int, worker_class: str) -> float:
-    """The baseline: `count` no-op jobs on the same workers."""
+class CpuMeter:
+    """CPU seconds used by the worker processes, the Twilio API server and Redis between start() and stop()."""
+
+    def __init__(self, environment: BenchEnvironment, workers: int, api: int | None) -> None:
+        self.environment, self.sessions = environment, {"workers": workers, **({"API server": api} if api else {})}
+
+    def _read(self) -> dict[str, float]:
+        used = {name: session_cpu_seconds(pid) for name, pid in self.sessions.items()}
+        used["Redis"] = redis_cpu_seconds(self.environment.redis())
+        return used
+
+    def start(self) -> None:
+        self.before = self._read()
+
+    def stop(self, count: int) -> dict[str, float]:
+        """Milliseconds of CPU per job for each part since start()."""
+        after = self._read()
+        return {name: (after[name] - self.before[name]) * 1000 / count for name in after}
+
+
+def noop_rate(environment: BenchEnvironment, count: int, processes: int, worker_class: str) -> tuple[float, dict[str, float]]:
+    """The baseline: `count` no-op jobs on the same workers; returns jobs/s and CPU ms per job."""
     workers = start_workers(environment, processes, name="worker-noop", args=("--worker-class", worker_class))
+    meter = CpuMeter(environment, workers.pid, None)
+    meter.start()
     job_ids = [f"noop-{i}" for i in range(count)]
     enqueue_jobs(environment.redis(), "bench.jobs.noop", job_ids, list(range(count)))
     wait_drained(environment.redis(), timeout=300)
+    cpu = meter.stop(count)
     rate, _failed = job_rate(environment.redis(), job_ids)
     environment.stop(workers)
-    return rate
+    return rate, cpu
 
 
-def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Namespace, latency_ms: float, noop: float, first_contact: int) -> int:
+def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Namespace, latency_ms: float, noop: float,
+                noop_cpu: dict[str, float], first_contact: int) -> int:
     """Burst and paced phases at one API latency; returns the next free contact index."""
     api, api_url = start_twilio_api(environment, latency_ms, name=f"twilio-api-{latency_ms:g}")
     environment.env["SMSDRIP_TWILIO_API_URL"] = api_url
@@ -112,8 +146,11 @@ def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Na
     contact_ids = insert_contacts(first_contact, args.sends, now)
     send_ids = insert_step_sends(contact_ids, [now - timedelta(seconds=1)] * len(contact_ids), now)
     job_ids = [send_job_id(send_id) for send_id in send_ids]
+    meter = CpuMeter(environment, workers.pid, api.pid)
+    meter.start()
     enqueue_jobs(environment.redis(), SEND_JOB, job_ids, send_ids)
     wait_drained(environment.redis(), timeout=600)
+    cpu = meter.stop(len(job_ids))
     rate, failed = job_rate(environment.redis(), job_ids)
     with session_scope() as session:
         sent = session.scalar(select(func.count()).where(ScheduledSend.id.between(send_ids[0], send_ids[-1]),
@@ -124,6 +161,8 @@ def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Na
         target, met = f">= {TARGET_SENDS_PER_SECOND}/s", at_least(rate, TARGET_SENDS_PER_SECOND)
     report.add(Figure(f"sends/s, burst of {args.sends}, {label}", rate, "/s", baseline=noop, target=target, met=met,
                       note=f"{sent} sent, {failed} failed jobs"))
+    for part, milliseconds in cpu.items():
+        report.add(Figure(f"CPU per send, {part}, {label}", milliseconds, "ms", baseline=noop_cpu.get(part)))
 
     # Paced: sends due at a steady rate, moved to the queue by RQ's scheduler when due.
     paced_count = int(args.paced_rate * args.paced_seconds)
@@ -178,11 +217,13 @@ def main(argv: list[str] | None = None) -> None:
     with bench_environment(args.database_url, args.redis_url) as environment:
         report.settings = {"database": environment.database_url.split(":")[0], "sends": args.sends, "processes": args.processes,
                            "worker class": args.worker_class}
-        noop = noop_rate(environment, args.sends, args.processes, args.worker_class)
+        noop, noop_cpu = noop_rate(environment, args.sends, args.processes, args.worker_class)
         report.add(Figure(f"no-op jobs/s (baseline), {args.sends} jobs", noop, "/s"))
         next_contact = 0
         for latency in latencies:
-            next_contact = send_phases(environment, report, args, latency, noop, next_contact)
+            next_contact = send_phases(environment, report, args, latency, noop, noop_cpu, next_contact)
+        if environment.redis_url.startswith("redis://"):
+            report.notes.append("Redis CPU is the whole server's, other clients included.")
     if not args.mps:
         report.notes.append("SMSDRIP_MPS was set to 1000 (no practical limit); pass --mps N to check a per-sender limit.")
     report.print()

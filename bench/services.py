@@ -94,14 +94,18 @@ class BenchEnvironment:
         return process
 
     def stop(self, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
-        """Stop a process this environment started: SIGTERM, then SIGKILL after `timeout` seconds."""
+        """Stop a process this environment started and its children: SIGTERM, then SIGKILL after `timeout` seconds.
+
+        Each process leads its own session, so its process group holds the workers a pool forked.
+        """
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            _signal_group(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process.pid, signal.SIGKILL)
                 process.wait()
+        _signal_group(process.pid, signal.SIGKILL)  # children the leader left behind
         if process in self.processes:
             self.processes.remove(process)
 
@@ -233,6 +237,33 @@ def wait_for_workers(environment: BenchEnvironment, count: int, process: subproc
             break
         time.sleep(0.1)
     raise RuntimeError(f"{count} workers did not register within {timeout:.0f} s; see the worker log in {environment.folder}")
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def session_cpu_seconds(session_id: int) -> float:
+    """CPU seconds (user + system) used so far by every live process in a session, read from /proc."""
+    ticks = 0
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_path.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state ppid pgrp session ... utime(11) stime(12) cutime(13) cstime(14), 0-based.
+        if int(fields[3]) == session_id:
+            ticks += sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_seconds(client: redis.Redis) -> float:
+    """CPU seconds the Redis server has used (the whole server: shared servers count other clients too)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def free_port() -> int:
