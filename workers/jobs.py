@@ -16,7 +16,7 @@ from engine.models import ScheduledSend, SendStatus
 from engine.outbound import PreparedSend, prepare_claimed_send, record_sent
 from engine.phones import mask
 from engine.timeline import record_event
-from workers.queue import ENQUEUE_HORIZON, enqueue_send
+from workers.queue import ENQUEUE_HORIZON, enqueue_send, sends_with_live_jobs
 from workers.transports import get_transport
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,8 @@ def enqueue_due_sends() -> int:
             .order_by(ScheduledSend.due_at)
             .limit(SWEEP_BATCH)
         ).all()
-    enqueued = sum(enqueue_send(send_id, due_at, now=now) for send_id, due_at in rows)
+    queued = sends_with_live_jobs([send_id for send_id, _due_at in rows])
+    enqueued = sum(enqueue_send(send_id, due_at, now=now) for send_id, due_at in rows if send_id not in queued)
     if enqueued:
         logger.info("sweep enqueued %d of %d pending sends due by %s", enqueued, len(rows), (now + ENQUEUE_HORIZON).isoformat())
     return enqueued
