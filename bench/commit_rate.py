@@ -101,12 +101,12 @@ def add_figures(report: Report, database: str, results: dict[tuple[str, int], tu
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="0.5 s per measurement instead of 3 s")
+    parser.add_argument("--quick", action="store_true", help="0.25 s per measurement instead of 3 s")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
                         help=f"PostgreSQL database named bench_* (created if missing); default {DEFAULT_POSTGRES_URL} or BENCH_POSTGRES_URL")
     parser.add_argument("--folder", type=Path, default=Path.cwd(), help="where the SQLite files go (default: the current folder's disk)")
     args = parser.parse_args(argv)
-    seconds = 0.5 if args.quick else 3.0
+    seconds = 0.25 if args.quick else 3.0
 
     report = Report("Database commit rate", "python -m bench.commit_rate " + " ".join(argv if argv is not None else sys.argv[1:]))
     report.settings = {"seconds per measurement": seconds, "row": f"{len(PAYLOAD)}-byte text plus id"}

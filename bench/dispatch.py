@@ -201,16 +201,17 @@ def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Na
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
-    parser.add_argument("--sends", type=int, help="sends per burst (default 10000, quick 1000)")
-    parser.add_argument("--processes", type=int, default=48, help="worker processes (default 48)")
+    parser.add_argument("--sends", type=int, help="sends per burst (default 10000, quick 300)")
+    parser.add_argument("--processes", type=int, help="worker processes (default 48, quick 16)")
     parser.add_argument("--worker-class", choices=["simple", "fork"], default="simple")
     parser.add_argument("--latencies", default="0,150", help="comma-separated API latencies in ms")
     parser.add_argument("--paced-rate", type=float, default=CAMPAIGN_MPS, help="sends per second in the paced phase")
-    parser.add_argument("--paced-seconds", type=float, help="length of the paced phase (default 20, quick 4)")
+    parser.add_argument("--paced-seconds", type=float, help="length of the paced phase (default 20, quick 2)")
     parser.add_argument("--mps", type=int, default=0, help="set SMSDRIP_MPS and check no second exceeds it (0: no limit)")
     args = parser.parse_args(argv)
-    args.sends = args.sends or (1000 if args.quick else 10_000)
-    args.paced_seconds = args.paced_seconds or (4 if args.quick else 20)
+    args.sends = args.sends or (300 if args.quick else 10_000)
+    args.processes = args.processes or (16 if args.quick else 48)
+    args.paced_seconds = args.paced_seconds or (2 if args.quick else 20)
     latencies = [float(value) for value in args.latencies.split(",")]
 
     report = Report("Dispatch", "python -m bench.dispatch " + " ".join(argv if argv is not None else sys.argv[1:]))

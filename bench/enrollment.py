@@ -87,9 +87,9 @@ def timed_run(args: argparse.Namespace, size: int, path: str) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
-    parser.add_argument("--sizes", help="comma-separated contact counts (default 1000,10000,100000; quick 300,3000)")
+    parser.add_argument("--sizes", help="comma-separated contact counts (default 1000,10000,100000; quick 100,1000)")
     args = parser.parse_args(argv)
-    sizes = [int(size) for size in (args.sizes or ("300,3000" if args.quick else "1000,10000,100000")).split(",")]
+    sizes = [int(size) for size in (args.sizes or ("100,1000" if args.quick else "1000,10000,100000")).split(",")]
 
     report = Report("Enrollment growth", "python -m bench.enrollment " + " ".join(argv if argv is not None else sys.argv[1:]))
     report.settings = {"database": (args.database_url or "sqlite").split(":")[0], "engine batch": f"{BATCH} contacts per transaction",

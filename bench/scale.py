@@ -110,11 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--sizes", help="comma-separated numbers of future sends (default 10000,100000,1000000; quick 1000,10000)")
-    parser.add_argument("--due", type=int, help="sends due now (default 10000, quick 500)")
-    parser.add_argument("--processes", type=int, default=8, help="worker processes (default 8)")
+    parser.add_argument("--due", type=int, help="sends due now (default 10000, quick 200)")
+    parser.add_argument("--processes", type=int, help="worker processes (default 8, quick 4)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in (args.sizes or ("1000,10000" if args.quick else "10000,100000,1000000")).split(",")]
-    args.due = args.due or (500 if args.quick else 10_000)
+    args.processes = args.processes or (4 if args.quick else 8)
+    args.due = args.due or (200 if args.quick else 10_000)
 
     report = Report("Scheduling scale", "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:]))
     results = [run_size(args, size) for size in sizes]
