@@ -24,4 +24,4 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     # Per-transition and per-migration-plugin chatter says nothing an operator needs.
     logging.getLogger("transitions").setLevel(logging.WARNING)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime").setLevel(logging.WARNING)
