@@ -73,7 +73,7 @@ def get_library(folder: Path) -> SequenceLibrary:
     """Return the library for `folder`, reloading it when a file was added, removed or edited.
 
     A reload that fails keeps serving the last good library and logs the problems, so a bad edit
-    never takes live sequences down; `smsdrip check` shows the same problems before deploying.
+    never takes live sequences down. `smsdrip check` shows the same problems before deploying.
     """
     global _cache
     fingerprint = _fingerprint(folder)

@@ -106,8 +106,8 @@ class Enrollment(Base):
 
 class SendKind(str, enum.Enum):
     STEP = "step"  # a sequence step; its text comes from the sequence file at send time
-    MANUAL = "manual"  # a person's message to the lead; `body` holds the text
-    BROADCAST = "broadcast"  # one message to a segment; `body` holds the text
+    MANUAL = "manual"  # a person's message to the lead, with its text in `body`
+    BROADCAST = "broadcast"  # one message to a segment, with its text in `body`
 
 
 class ScheduledSend(Base):
@@ -148,7 +148,7 @@ class Message(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
     send_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_sends.id"), unique=True)
-    reply_text: Mapped[str | None] = mapped_column(Text)  # inline answer to an inbound webhook, repeated to duplicates
+    reply_text: Mapped[str | None] = mapped_column(Text)  # TwiML reply text sent for an inbound webhook, repeated to duplicates
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

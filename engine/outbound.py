@@ -1,4 +1,4 @@
-"""Decisions about one outbound text: is it still wanted, what does it say, and what follows once it went."""
+"""Decisions about one outbound text: whether it is still wanted, its rendered text, and what follows once it went."""
 
 from __future__ import annotations
 

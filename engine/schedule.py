@@ -10,7 +10,7 @@ from engine.sequences import Sequence, Step
 
 @dataclass(frozen=True)
 class Recipient:
-    """What scheduling needs to know about the person a text goes to."""
+    """The person a text goes to, as far as scheduling needs."""
 
     phone: str  # E.164
     time_zone: str | None = None  # IANA name from the contact record; None: derive from the number
