@@ -19,14 +19,21 @@ logger = logging.getLogger(__name__)
 
 
 class SmsdripGroup(click.Group):
-    """Turns configuration errors into one readable line and exit code 2 instead of a traceback."""
+    """Turns start-up errors (settings, schema, sequence files) into a readable message and exit code 2."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        from engine.schema import SchemaOutOfDate
+        from engine.sequence_files import SequenceFileError
+
         try:
             return super().invoke(ctx)
         except ConfigError as error:
             click.echo(f"smsdrip: configuration error: {error}", err=True)
-            sys.exit(2)
+        except SchemaOutOfDate as error:
+            click.echo(f"smsdrip: {error}", err=True)
+        except SequenceFileError as error:
+            click.echo(f"smsdrip: invalid sequence files; fix these and start again:\n{error}", err=True)
+        sys.exit(2)
 
 
 @click.group(cls=SmsdripGroup)
