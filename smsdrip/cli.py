@@ -124,5 +124,10 @@ def text(from_number: str, body: str, to_number: str | None, url: str | None) ->
         sys.exit(1)
 
 
+from smsdrip.authoring import check, simulate  # noqa: E402  (commands registered after the group exists)
+
+main.add_command(check)
+main.add_command(simulate)
+
 if __name__ == "__main__":
     main()
