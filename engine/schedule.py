@@ -81,7 +81,8 @@ def nominal_time(step: Step, previous_send: datetime, zones: tuple[ZoneInfo, ...
     moment is already past. With several zones the latest result wins, so nobody gets it early.
     """
     if step.calendar_days is None:
-        return (previous_send + step.after).astimezone(timezone.utc)
+        # In UTC, because adding to a datetime in a zone with DST adds wall-clock time, not elapsed time.
+        return previous_send.astimezone(timezone.utc) + step.after
     candidates: list[datetime] = []
     for zone in zones:
         local = previous_send.astimezone(zone)

@@ -47,7 +47,8 @@ def load_sequence_text(text: str, path: str = "<string>") -> Sequence:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
-        detail = getattr(error, "problem", None) or str(error)
+        parts = [getattr(error, "context", None), getattr(error, "problem", None)]
+        detail = ", ".join(part for part in parts if part) or str(error)
         raise SequenceFileError([Problem(path, line, "yaml", f"invalid YAML ({detail}): check indentation and quoting")]) from None
     if root is None:
         raise SequenceFileError([Problem(path, 1, "file", "is empty: add name, keywords and steps")])
@@ -76,7 +77,7 @@ def load_sequence_text(text: str, path: str = "<string>") -> Sequence:
     steps = read_steps(reader, entries["steps"][1]) if "steps" in entries else []
 
     if reader.problems:
-        raise SequenceFileError(reader.problems)
+        raise SequenceFileError(sorted(reader.problems, key=lambda problem: problem.line))
     return Sequence(
         name=name,
         keywords=tuple(keywords),
@@ -145,8 +146,8 @@ def _read_numbers(reader: NodeReader, entries: Entries) -> list[str]:
             continue
         try:
             number = to_e164(raw)
-        except InvalidPhoneNumber as error:
-            reader.problem(item, "numbers", str(error))
+        except InvalidPhoneNumber:
+            reader.problem(item, "numbers", f"{raw!r} is not a possible phone number: write one of our numbers in E.164, such as +15550100000")
             continue
         if number != raw.strip():
             reader.problem(item, "numbers", f"{raw!r} is not in E.164 form: write {number!r}")
@@ -190,9 +191,7 @@ def _read_send_window(reader: NodeReader, entries: Entries, allow_outside: bool)
     if days is None or start is None or end is None:
         return QUIET_HOURS
     window = SendWindow(days=days, start=start, end=end, time_zone=time_zone)
-    if start == end:
-        reader.problem(node, "send_window", f"start and end are both {start:%H:%M}, so the window never opens: set end later than start")
-    elif not allow_outside and not is_within_quiet_hours(window):
+    if not allow_outside and not is_within_quiet_hours(window):
         reader.problem(
             node, "send_window",
             f"{start:%H:%M}-{end:%H:%M} reaches outside the quiet hours {QUIET_HOURS.start:%H:%M}-{QUIET_HOURS.end:%H:%M}:"

@@ -202,7 +202,7 @@ def _report_loops(reader: NodeReader, steps: list[Step]) -> None:
         index = ids.index(step.id)
         return ids[index + 1] if index + 1 < len(ids) else None
 
-    reported: set[str] = set()
+    reported: set[frozenset[str]] = set()
     for start in ids:
         path: list[str] = []
         current: str | None = start
@@ -212,10 +212,10 @@ def _report_loops(reader: NodeReader, steps: list[Step]) -> None:
         if current is None:
             continue
         loop = path[path.index(current):]
-        closing = by_id[loop[-1]]  # the step whose `next` (or position) leads back
-        if closing.id in reported:
+        if frozenset(loop) in reported:
             continue
-        reported.add(closing.id)
+        reported.add(frozenset(loop))
+        closing = by_id[loop[-1]]  # the step whose `next` (or position) leads back
         index = ids.index(closing.id)
         route = " -> ".join([*loop, current])
         reader.problem_at(

@@ -25,12 +25,12 @@ class SendWindow:
 
     days: frozenset[int]  # datetime.weekday() numbers (0 = Monday) on which an opening starts
     start: time
-    end: time  # earlier than start: the opening spans midnight and ends on the next day
+    end: time  # not after start: the opening spans midnight and ends on the next day (equal: open all day)
     time_zone: str | None = None  # IANA name; None: the recipient's time zone
 
     @property
     def spans_midnight(self) -> bool:
-        return self.end < self.start
+        return self.end <= self.start
 
     def describe(self) -> str:
         """Render the window for humans, such as "mon-fri 09:00-17:00 (America/Chicago)"."""

@@ -98,7 +98,8 @@ class NodeReader:
         if value is None:
             return None
         if value not in choices:
-            self.problem(node, field, f"{value!r} is invalid: use {' or '.join(choices)}")
+            options = " or ".join(choices) if len(choices) <= 2 else "one of " + ", ".join(choices)
+            self.problem(node, field, f"{value!r} is invalid: use {options}")
             return None
         return value
 
