@@ -121,7 +121,8 @@ def _text_warnings(sequence: Sequence, line: int, field: str, template: str, key
         names = ", ".join(describe_character(char) for char in ucs2)
         warnings.append(Problem(sequence.source, line, field,
                                 f"{names} force UCS-2 encoding, which fits 70 characters per segment instead of 160"
-                                f" ({segments.count} segments now): use straight quotes ' and \" and leave out emoji"))
+                                f" ({segments.count} segment{'s' if segments.count != 1 else ''} now):"
+                                " use straight quotes ' and \" and leave out emoji"))
     if segments.count > MAX_SEGMENTS:
         warnings.append(Problem(sequence.source, line, field,
                                 f"is {segments.count} segments ({segments.encoding}, {segments.units} characters with optional fields"

@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from engine.db import session_scope
-from engine.models import Contact, Enrollment, Event, ScheduledSend
-from tests.conftest import inbound_params, signed_post
+from engine.models import Contact, Enrollment, Event, Message, ScheduledSend
+from tests.conftest import inbound_params, signed_post, wait_until
 from tests.sequence_helpers import PROSPECT, pending_sends, send_due, text_in, use_sequences
 
 T0 = datetime(2026, 3, 4, 15, 0, tzinfo=timezone.utc)  # Wednesday 10:00 in New York
@@ -51,6 +51,11 @@ def contact_status() -> str:
 def event_kinds() -> list[str]:
     with session_scope() as session:
         return list(session.scalars(select(Event.kind).order_by(Event.id)).all())
+
+
+def _outbound_count() -> int:
+    with session_scope() as session:
+        return len(session.scalars(select(Message.id).where(Message.direction == "outbound")).all())
 
 
 def start_demo(sequences_dir: Path, text: str = DEMO) -> None:
@@ -194,3 +199,38 @@ def test_keyword_enrolls_again_after_end(smsdrip_env, sequences_dir: Path):
     outcome = text_in("demo", T0 + timedelta(days=3))
     assert [send.step_id for send in outcome.sends] == ["welcome"]
     assert enrollments() == [("demo", "lost", False), ("demo", "welcome", True)]
+
+
+QUICK_BRANCH = """\
+name: demo
+keywords: [DEMO]
+allow_outside_quiet_hours: true
+send_window: {start: "00:00", end: "00:00"}
+steps:
+  - id: welcome
+    after: 0
+    text: Want the details? Reply YES.
+    replies:
+      yes: {next: details, reply: "On their way!"}
+  - id: reminder
+    after: 1d
+    text: Reminder.
+  - id: details
+    after: 2s
+    text: Here are the details.
+"""
+
+
+def test_reply_word_branch_end_to_end(client, start_worker, twilio_api, sequences_dir: Path):
+    use_sequences(sequences_dir, demo=QUICK_BRANCH)
+    worker = start_worker()
+    signed_post(client, "/twilio/sms", inbound_params(PROSPECT, "DEMO"))
+    assert len(twilio_api.wait_for(1, timeout=30)) == 1, worker.log()
+    # The carrier sees the text a moment before the worker records it; a person replies later than that.
+    assert wait_until(lambda: _outbound_count() == 1)
+
+    response = signed_post(client, "/twilio/sms", inbound_params(PROSPECT, "yes"))
+    assert "<Message>On their way!</Message>" in response.get_data(as_text=True)
+    messages = twilio_api.wait_for(2, timeout=30)
+    assert [message.body for message in messages] == ["Want the details? Reply YES.", "Here are the details."]
+    assert wait_until(lambda: enrollments() == [("demo", "completed", False)]), enrollments()

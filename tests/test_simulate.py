@@ -123,11 +123,16 @@ def test_ucs2_text_reported(tmp_path: Path):
     assert (timeline[0]["encoding"], timeline[0]["segments"]) == ("UCS-2", 2)
 
 
-def test_florida_phone_stops_at_eight(demo_file: Path):
-    timeline = run_json(str(demo_file), "--start", "2026-03-04T10:00", "--phone", "+13055551234")
-    # weekend is due at 11:30 on Thursday; the quiet hours of Florida do not matter there.
-    assert timeline[1]["send_at_local"] == "2026-03-05T09:30:00-05:00"
-    assert timeline[0]["time_zone"] == "America/New_York"
+EVENING = "name: evening\nkeywords: [GO]\nsteps:\n  - id: a\n    after: 0\n    text: Hi\n  - id: b\n    after: 45m\n    text: Later\n"
+
+
+def test_florida_phone_stops_at_eight(tmp_path: Path):
+    path = tmp_path / "evening.yaml"
+    path.write_text(EVENING)
+    florida = run_json(str(path), "--start", "2026-03-04T19:30", "--phone", "+13055551234")
+    new_york = run_json(str(path), "--start", "2026-03-04T19:30", "--phone", "+12125550123")
+    assert florida[1]["send_at_local"] == "2026-03-05T08:00:00-05:00"
+    assert new_york[1]["send_at_local"] == "2026-03-04T20:15:00-05:00"
 
 
 def test_phone_sets_time_zone(demo_file: Path):
