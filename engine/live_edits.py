@@ -4,6 +4,9 @@ Text is rendered at send time, so new wording needs nothing here. Timing is fixe
 scheduled, so after an edit each pending step send gets its due time recomputed with the same
 due_time call, from the moment stored in its created_at (see engine.enrollment.schedule_step).
 An enrollment waiting on a step that is no longer in the file ends as `sequence_changed`.
+
+`smsdrip apply-edits` runs this once. Without it, a removed step still ends its enrollment when the
+send comes due (engine.outbound), but a waiting send keeps the due time it was given.
 """
 
 from __future__ import annotations
@@ -28,19 +31,6 @@ logger = logging.getLogger(__name__)
 class EditsApplied:
     rescheduled: int  # pending sends whose due time moved
     ended: int  # enrollments ended as sequence_changed
-
-
-_last_applied: SequenceLibrary | None = None
-
-
-def apply_edits_if_reloaded(session: Session, library: SequenceLibrary, now: datetime) -> EditsApplied | None:
-    """Run apply_sequence_edits once per library this process loads; None when this library was applied already."""
-    global _last_applied
-    if library is _last_applied:
-        return None
-    result = apply_sequence_edits(session, library, now)
-    _last_applied = library
-    return result
 
 
 def apply_sequence_edits(session: Session, library: SequenceLibrary, now: datetime) -> EditsApplied:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from engine.config import read_default_time_zone
+from engine.config import get_settings, read_default_time_zone
 from engine.keywords import normalise
 from engine.phones import InvalidPhoneNumber, to_e164
 from engine.schedule import Recipient, recipient_zones
@@ -209,3 +209,27 @@ def _action_text(action: Any) -> str:
     if action.reply:
         parts.append(f"answer {action.reply!r}")
     return ", ".join(parts)
+
+
+@click.command("apply-edits")
+def apply_edits() -> None:
+    """Apply edited sequence files to texts already waiting: move them to the new timing, end enrollments on removed steps."""
+    from engine.db import session_scope
+    from engine.library import load_library
+    from engine.live_edits import apply_sequence_edits
+    from engine.schema import check_schema
+
+    settings = get_settings()
+    check_schema()
+    try:
+        library = load_library(settings.sequences_dir)
+    except SequenceFileError as error:
+        for problem in error.problems:
+            click.echo(str(problem))
+        click.echo("sequence files have problems: fix them (see smsdrip check) and run apply-edits again")
+        sys.exit(1)
+    with session_scope() as session:
+        result = apply_sequence_edits(session, library, datetime.now(timezone.utc))
+    moved = f"{result.rescheduled} waiting send{'s' if result.rescheduled != 1 else ''} moved to the new timing"
+    ended = f"{result.ended} enrollment{'s' if result.ended != 1 else ''} ended as sequence_changed"
+    click.echo(f"{moved}, {ended}")

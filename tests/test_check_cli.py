@@ -18,7 +18,7 @@ GOOD = "name: demo\nkeywords: [DEMO]\nsteps:\n  - id: welcome\n    after: 0\n   
 
 def run(*args: str) -> tuple[int, list[str]]:
     result = CliRunner().invoke(main, ["check", *args], catch_exceptions=False)
-    return result.exit_code, result.output.splitlines()
+    return result.exit_code, result.stdout.splitlines()
 
 
 def test_good_file_prints_summary(tmp_path: Path):

@@ -8,12 +8,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from engine.db import session_scope
-from engine.live_edits import EditsApplied, apply_edits_if_reloaded, apply_sequence_edits
+from engine.live_edits import EditsApplied, apply_sequence_edits
 from engine.models import Enrollment, Event, ScheduledSend, SendStatus
 from engine.outbound import prepare_claimed_send, record_sent
+from smsdrip.cli import main
 from tests.conftest import OUR_NUMBER
 from tests.sequence_helpers import library, outbound_bodies, pending_sends, send_due, text_in, use_sequences
 
@@ -123,10 +125,19 @@ def test_edit_pass_ends_removed_step(smsdrip_env, sequences_dir: Path):
     assert pending_sends() == []
 
 
-def test_edit_pass_runs_once_per_library(smsdrip_env, sequences_dir: Path):
+def test_apply_edits_command(smsdrip_env, sequences_dir: Path):
     start(sequences_dir)
-    with session_scope() as session:
-        first = apply_edits_if_reloaded(session, library(), T0)
-        second = apply_edits_if_reloaded(session, library(), T0)
-    assert first == EditsApplied(rescheduled=0, ended=0)
-    assert second is None
+    use_sequences(sequences_dir, demo=DEMO.replace("after: 1d\n    text: Tip one.", "after: 2h\n    text: Tip one."))
+    result = CliRunner().invoke(main, ["apply-edits"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert result.stdout == "1 waiting send moved to the new timing, 0 enrollments ended as sequence_changed\n"
+    assert pending_sends() == [("tips", T0 + timedelta(hours=2))]
+
+
+def test_apply_edits_command_rejects_broken_files(smsdrip_env, sequences_dir: Path):
+    start(sequences_dir)
+    use_sequences(sequences_dir, demo=DEMO.replace("after: 1d", "after: soon", 1))
+    result = CliRunner().invoke(main, ["apply-edits"], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[-1] == "sequence files have problems: fix them (see smsdrip check) and run apply-edits again"
+    assert pending_sends() == [("tips", T0 + timedelta(days=1))]

@@ -57,7 +57,12 @@ def demo_file(tmp_path: Path) -> Path:
 
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["simulate", *args], catch_exceptions=False)
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout
+
+
+def run_error(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["simulate", *args], catch_exceptions=False)
+    return result.exit_code, result.stderr
 
 
 def run_json(*args: str) -> list[dict[str, object]]:
@@ -166,19 +171,19 @@ def test_text_output_shows_reply(demo_file: Path):
 
 
 def test_bad_time_zone_rejected(demo_file: Path):
-    code, output = run(str(demo_file), "--start", "2026-03-04T10:00", "--tz", "Europe/Atlantis")
+    code, output = run_error(str(demo_file), "--start", "2026-03-04T10:00", "--tz", "Europe/Atlantis")
     assert code == 2
     assert "'Europe/Atlantis' is not a known IANA time zone" in output
 
 
 def test_unknown_reply_step_rejected(demo_file: Path):
-    code, output = run(str(demo_file), "--start", "2026-03-04T10:00", "--reply", "nope=yes")
+    code, output = run_error(str(demo_file), "--start", "2026-03-04T10:00", "--reply", "nope=yes")
     assert code == 2
     assert "'nope' is not a step of demo: use one of welcome, tips, weekend, call" in output
 
 
 def test_bad_start_rejected(demo_file: Path):
-    code, output = run(str(demo_file), "--start", "tomorrow")
+    code, output = run_error(str(demo_file), "--start", "tomorrow")
     assert code == 2
     assert "'tomorrow' is not a date and time: write it like 2026-03-07T20:55" in output
 
