@@ -157,3 +157,14 @@ def test_shipped_sequences_pass():
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count(": ok: ") == len(list((REPO / "sequences").glob("*.yaml")))
     assert "warning:" not in result.stdout
+
+
+def test_documented_example_passes(tmp_path: Path):
+    """The complete example in docs/sequences.md loads as shown."""
+    docs = (REPO / "docs" / "sequences.md").read_text()
+    example = docs.split("## A complete example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.yaml"
+    path.write_text(example)
+    code, lines = run(str(path))
+    assert code == 0, lines
+    assert lines == [f"{path}: ok: sequence spring-open-house, 4 steps, keywords OPENHOUSE, OPEN HOUSE on +15550100000, send window mon-sat 09:00-19:00"]
