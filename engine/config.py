@@ -102,7 +102,7 @@ class Settings:
 
 
 def read_default_time_zone(environ: Mapping[str, str] | None = None) -> str:
-    """Return SMSDRIP_DEFAULT_TZ (default America/New_York), raising ConfigError unless tzdata knows it."""
+    """Return SMSDRIP_DEFAULT_TZ (default America/New_York), raising ConfigError when tzdata has no such zone."""
     env = os.environ if environ is None else environ
     name = env.get("SMSDRIP_DEFAULT_TZ") or DEFAULT_TIME_ZONE
     try:

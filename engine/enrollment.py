@@ -34,8 +34,8 @@ def enroll(
 ) -> tuple[Enrollment, ScheduledSend] | None:
     """Start `contact` on `sequence` and schedule its first step; None if it is already enrolled.
 
-    With `re_enroll: restart` a live enrollment in the same sequence ends as `restarted` and a new one
-    starts from the first step; with `ignore` (the default) nothing happens.
+    With `re_enroll: restart`, a live enrollment in the same sequence ends as `restarted` and a new
+    one starts from the first step. With `ignore` (the default) nothing happens.
     """
     current = live_enrollment(session, contact.id, sequence.name)
     if current is not None and sequence.re_enroll != "restart":
@@ -74,7 +74,7 @@ def recipient_for(contact: Contact) -> Recipient:
 def schedule_step(
     session: Session, enrollment: Enrollment, contact: Contact, sequence: Sequence, step: Step, previous_send: datetime
 ) -> ScheduledSend:
-    """Add the pending send for `step`, due as engine.schedule.due_time says.
+    """Add the pending send for `step`, due at the time engine.schedule.due_time returns.
 
     `previous_send` (the moment the delay counts from: the previous send, the enrollment or the reply)
     is stored as the row's created_at, so a later edit of the file can recompute the due time.
@@ -98,7 +98,7 @@ def advance_after_send(session: Session, enrollment: Enrollment, sequence: Seque
     """Move the enrollment past the step just sent and schedule the next one; None when the sequence is done."""
     enrollment.last_sent_at = sent_at
     machine = machine_for(sequence)
-    if not machine.knows(enrollment.state):
+    if not machine.has_state(enrollment.state):
         # The file was edited while the text was in flight and the step is gone: nothing follows it.
         end_enrollment(session, enrollment, sequence, EndReason.SEQUENCE_CHANGED, sent_at, actor="engine")
         return None
@@ -118,7 +118,7 @@ def end_enrollment(
     session: Session, enrollment: Enrollment, sequence: Sequence | None, reason: EndReason, now: datetime, actor: str
 ) -> int:
     """End a live enrollment with `reason` and cancel its pending sends; returns how many were cancelled."""
-    if sequence is not None and enrollment.state not in TERMINAL_STATES and machine_for(sequence).knows(enrollment.state):
+    if sequence is not None and enrollment.state not in TERMINAL_STATES and machine_for(sequence).has_state(enrollment.state):
         machine_for(sequence).end(enrollment, reason)
     else:
         # The file (or the step) is gone, so there is no machine to ask; record the reason directly.

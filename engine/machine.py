@@ -4,8 +4,8 @@ An enrollment's state is the id of the step it waits to send, or one of the term
 which also name why it ended. Events are fired with `Event.trigger(model)`, so enrollments are never
 added to the machine and no per-enrollment machine or bound methods exist.
 
-An enrollment that ran to its end (completed, converted or lost) still answers the reply words of
-the last step it sent, so a reply may jump it back to a step or change why it ended.
+An enrollment that ran to its end (completed, converted or lost) still acts on the reply words of
+the last step it sent, so a reply may move it back to a step or change why it ended.
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ class SequenceMachine:
         """Jump to `step_id` from any step, or reopen an enrollment that ran to its end."""
         return self._fire(f"go_{step_id}", enrollment)
 
-    def knows(self, state: str) -> bool:
-        """Whether `state` is a state of this sequence's machine (a step removed from the file is not)."""
+    def has_state(self, state: str) -> bool:
+        """Return whether `state` is a state of this machine; a step removed from the file is not."""
         return state in self.machine.states
 
     def end(self, enrollment: StatefulEnrollment, reason: EndReason) -> str:

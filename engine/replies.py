@@ -1,9 +1,9 @@
-"""Replies to sequences: a reply word runs the actions of the step it answers; any other reply stops or leaves live sequences.
+"""Replies to sequences: a reply word runs its step's actions, and any other reply stops or leaves live sequences.
 
-A reply answers the last text the contact received, as RapidPro and TextUs users expect: if that text
-was a step whose `replies` list the word, its actions run, even when the enrollment already ran to
-its end (completed, converted or lost). Otherwise each live enrollment follows its sequence's
-`on_reply`: `stop` ends it as `replied` so a person takes over, `continue` leaves it running.
+A reply applies to the last text the contact received, as RapidPro and TextUs users expect. If that
+text was a step whose `replies` list the word, its actions run, even when the enrollment already ran
+to its end (completed, converted or lost). Otherwise each live enrollment follows its sequence's
+`on_reply`: `stop` ends it as `replied` so a person takes over, and `continue` leaves it running.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ReplyOutcome:
-    reply: str | None = None  # text to answer inline
+    reply: str | None = None  # text sent back at once in the webhook response (TwiML)
     sends: list[ScheduledSend] = field(default_factory=list)  # to enqueue once the transaction commits
 
 
@@ -125,7 +125,7 @@ def jump_to_step(
     if reopening and live_enrollment(session, contact.id, sequence.name) is not None:
         logger.info("enrollment %s not reopened: contact %s has a newer live enrollment in %s", enrollment.id, contact.id, sequence.name)
         return None
-    if not machine.knows(enrollment.state):
+    if not machine.has_state(enrollment.state):
         end_enrollment(session, enrollment, sequence, EndReason.SEQUENCE_CHANGED, now, actor="engine")
         return None
 

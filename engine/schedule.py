@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Recipient:
-    """What scheduling needs to know about the person a text goes to."""
+    """The facts about a text's recipient that scheduling uses."""
 
     phone: str  # E.164; may be empty when unknown (simulate without --phone)
     time_zone: str | None = None  # IANA name from the contact record; None: derive from the number
@@ -49,8 +49,8 @@ def default_zone(recipient: Recipient) -> ZoneInfo:
 def due_time(sequence: Sequence, step: Step, previous_send: datetime, recipient: Recipient) -> datetime:
     """Return when `step` is due (in UTC), counted from `previous_send`: the previous step's send, the enrollment or a reply.
 
-    A first step with `after: 0` answers the text that enrolled the prospect, so it is due at once at
-    any hour. Every other step waits for the send window and the recipient's quiet hours.
+    A first step with `after: 0` replies to the text that enrolled the prospect, so it is due at once
+    at any hour. Every other step waits for the send window and the recipient's quiet hours.
     """
     if previous_send.tzinfo is None:
         raise ValueError("previous_send must be timezone-aware")
@@ -76,9 +76,9 @@ def due_time(sequence: Sequence, step: Step, previous_send: datetime, recipient:
 def nominal_time(step: Step, previous_send: datetime, zones: tuple[ZoneInfo, ...]) -> datetime:
     """Return when `step` falls before any window applies.
 
-    Seconds, minutes and hours are elapsed time. Days count on the recipient's calendar, so `1d` keeps the
-    clock time across a DST change; `at` sets the clock time on that day, or the day after when that
-    moment is already past. With several zones the latest result wins, so nobody gets it early.
+    Seconds, minutes and hours are elapsed time. Days count on the recipient's calendar, so `1d` keeps
+    the clock time across a DST change. `at` sets the clock time on that day, or on the day after when
+    that moment is already past. With several zones the latest result wins, so nobody gets it early.
     """
     if step.calendar_days is None:
         # In UTC, because adding to a datetime in a zone with DST adds wall-clock time, not elapsed time.

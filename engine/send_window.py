@@ -16,8 +16,8 @@ from engine.timezones import wall_clock
 
 logger = logging.getLogger(__name__)
 
-# How far past the due time to look for an opening before giving up on a set of windows; a window
-# opens at least once a week, so anything beyond that means the windows never overlap.
+# How far past the due time to look for an opening before giving up on a set of windows. Every
+# window opens at least once a week, so finding nothing within two weeks means they never overlap.
 SEARCH_HORIZON = timedelta(days=15)
 MAX_ROUNDS = 100
 
@@ -27,7 +27,7 @@ class StateQuietHours:
     """A US state whose law allows marketing texts in a narrower local window than QUIET_HOURS."""
 
     code: str  # USPS code, as phonenumbers writes it in "Miami, FL"
-    name: str  # as phonenumbers writes it when it only knows the state
+    name: str  # as phonenumbers writes it when it can place the number only in the state
     start: time
     end: time
 
@@ -68,7 +68,7 @@ def quiet_hours_for(phone: str) -> SendWindow:
 
 
 def is_within_quiet_hours(window: SendWindow) -> bool:
-    """Whether a window stays inside 08:00-21:00, so that it needs no allow_outside_quiet_hours."""
+    """Return whether a window stays inside 08:00-21:00, so that it needs no allow_outside_quiet_hours."""
     return not window.spans_midnight and window.start >= QUIET_HOURS.start and window.end <= QUIET_HOURS.end
 
 

@@ -175,7 +175,7 @@ def _read_action(reader: NodeReader, node: yaml.Node, field: str, targets: list[
 
 
 def _read_flow(reader: NodeReader, entries: Entries, field: str, targets: list[_Target]) -> tuple[str | None, str | None]:
-    """Read `next` and `end`, which say where an enrollment goes; at most one of them may be given."""
+    """Read `next` and `end`, which set where an enrollment goes next; a file may give one of them, not both."""
     next_step = end = None
     if "next" in entries:
         node = entries["next"][1]

@@ -39,10 +39,10 @@ def parse_clock(value: str) -> time:
 
 
 def reserved_word(word: str, reserved: frozenset[str]) -> str | None:
-    """Say how a normalised word collides with a reserved one, or return None when it does not.
+    """Return how a normalised word collides with a reserved one, or None when it does not.
 
     A word that only starts with a reserved word ("STOP NOW") collides too, because the opt-out
-    and help handling sees the first word before any keyword or reply word.
+    and help handling reads the first word before any keyword or reply word is matched.
     """
     if word in reserved:
         return "is a reserved word"

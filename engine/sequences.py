@@ -51,12 +51,12 @@ QUIET_HOURS = SendWindow(days=ALL_DAYS, start=time(8, 0), end=time(21, 0))
 
 @dataclass(frozen=True)
 class ReplyAction:
-    """What a reply word does; any combination, except `next` together with `end`."""
+    """Actions a reply word runs: any combination, except `next` together with `end`."""
 
     next: str | None = None  # step to jump to, scheduled from the moment of the reply
     end: str | None = None  # one of AUTHOR_END_REASONS
     status: str | None = None  # lead status to set on the contact
-    reply: str | None = None  # template answered inline to the reply
+    reply: str | None = None  # template sent back at once, in the response to the reply
     assign: bool = False  # hand the lead to a person
     line: int = 0  # line of the reply word in its file
 

@@ -29,7 +29,7 @@ class SimulatedReply:
     text: str
     word: str | None  # the reply word it matched, or None
     action: ReplyAction | None
-    answer: str | None  # inline answer, rendered
+    answer: str | None  # rendered reply text sent back at once
     outcome: str  # "next STEP", "end REASON", "continue", "stop"
 
 

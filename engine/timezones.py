@@ -12,7 +12,7 @@ from phonenumbers import timezone as number_timezone
 
 logger = logging.getLogger(__name__)
 
-# What phonenumbers returns for a number it cannot place.
+# Zone name phonenumbers returns for a number it cannot place.
 UNKNOWN_ZONE = "Etc/Unknown"
 
 
@@ -42,8 +42,8 @@ def number_time_zones(phone: str) -> tuple[str, ...]:
 def wall_clock(day: date, clock: time, zone: ZoneInfo) -> datetime:
     """Return, in UTC, the moment the clocks in `zone` show `clock` on `day`.
 
-    A clock time skipped when DST starts moves forward by the gap (02:30 becomes 03:30 in New York),
-    and one that happens twice when DST ends is its first occurrence: zoneinfo reads `fold=0` as the
-    offset in force before the change, which gives exactly both rules.
+    A clock time skipped when DST starts moves forward by the gap (02:30 becomes 03:30 in New York).
+    One that happens twice when DST ends is its first occurrence. Both follow from zoneinfo reading
+    `fold=0` as the offset in force before the change.
     """
     return datetime.combine(day, clock, tzinfo=zone).astimezone(timezone.utc)

@@ -226,7 +226,7 @@ def test_reply_word_branch_end_to_end(client, start_worker, twilio_api, sequence
     worker = start_worker()
     signed_post(client, "/twilio/sms", inbound_params(PROSPECT, "DEMO"))
     assert len(twilio_api.wait_for(1, timeout=30)) == 1, worker.log()
-    # The carrier sees the text a moment before the worker records it; a person replies later than that.
+    # The carrier receives the text a moment before the worker records it, and a person replies later than that.
     assert wait_until(lambda: _outbound_count() == 1)
 
     response = signed_post(client, "/twilio/sms", inbound_params(PROSPECT, "yes"))
