@@ -8,12 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_FILE = "smsdrip.db"
 DEFAULT_REDIS_FILE = ".smsdrip/redis.db"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
+# Time zone for numbers whose zone neither the contact record nor phonenumbers gives.
+DEFAULT_TIME_ZONE = "America/New_York"
 TRANSPORTS = ("twilio", "console")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -38,6 +41,7 @@ class Settings:
     transport: str
     verify_signatures: bool
     queue_name: str = "smsdrip"
+    default_time_zone: str = DEFAULT_TIME_ZONE  # IANA name
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -93,7 +97,19 @@ class Settings:
             transport=transport,
             verify_signatures=_parse_bool(env, "SMSDRIP_VERIFY_SIGNATURES", default=True),
             queue_name=env.get("SMSDRIP_QUEUE") or "smsdrip",
+            default_time_zone=read_default_time_zone(env),
         )
+
+
+def read_default_time_zone(environ: Mapping[str, str] | None = None) -> str:
+    """Return SMSDRIP_DEFAULT_TZ (default America/New_York), raising ConfigError when tzdata has no such zone."""
+    env = os.environ if environ is None else environ
+    name = env.get("SMSDRIP_DEFAULT_TZ") or DEFAULT_TIME_ZONE
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"SMSDRIP_DEFAULT_TZ={name!r} is not a known IANA time zone: use a name such as America/Chicago") from None
+    return name
 
 
 def _normalise_database_url(url: str) -> str:

@@ -131,5 +131,11 @@ def text(from_number: str, body: str, to_number: str | None, url: str | None) ->
         sys.exit(1)
 
 
+from smsdrip.authoring import apply_edits, check, simulate  # noqa: E402  (commands registered after the group exists)
+
+main.add_command(check)
+main.add_command(simulate)
+main.add_command(apply_edits)
+
 if __name__ == "__main__":
     main()
