@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 from engine.contacts import find_or_create_contact
 from engine.enrollment import end_enrollment, enroll
 from engine.library import SequenceLibrary
+from engine.lifecycle import note_keyword, note_reply
 from engine.machine import EndReason
 from engine.models import Direction, Enrollment, Message, ScheduledSend
+from engine.optin import confirm_double_opt_in
 from engine.phones import mask
 from engine.timeline import record_event
 
@@ -80,8 +82,12 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
             record.enrollment_id = enrollment.id
             outcome.sends.append(send)
         logger.info("inbound %s from contact %s (%s) matched keyword %s", message.sid, contact.id, mask(message.from_number), rule.keyword)
+        note_keyword(session, contact, rule.keyword, now, library)
+    elif (confirmed := confirm_double_opt_in(session, contact, record, library, now)) is not None:
+        outcome.sends.extend(confirmed)
     else:
         _handle_reply(session, contact.id, record, library, now)
+        note_reply(session, contact, message.body, now, library)
 
     record.reply_text = outcome.reply
     return outcome

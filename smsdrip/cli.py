@@ -124,5 +124,13 @@ def text(from_number: str, body: str, to_number: str | None, url: str | None) ->
         sys.exit(1)
 
 
+from smsdrip.leads_cli import apikey, broadcast, contacts, report  # noqa: E402 - registered after main is defined
+
+main.add_command(apikey)
+main.add_command(contacts)
+main.add_command(report)
+main.add_command(broadcast)
+
+
 if __name__ == "__main__":
     main()
