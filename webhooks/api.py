@@ -51,8 +51,8 @@ def _library() -> SequenceLibrary:
     return get_library(_settings().sequences_dir)
 
 
-def _error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
-    return jsonify(error=message, **extra), status
+def _error(http_status: int, message: str, **extra: Any) -> tuple[Response, int]:
+    return jsonify(error=message, **extra), http_status
 
 
 @api_routes.before_request
@@ -88,7 +88,7 @@ def invalid_message(error: InvalidMessage) -> tuple[Response, int]:
 
 @api_routes.errorhandler(InvalidStatusMove)
 def invalid_move(error: InvalidStatusMove) -> tuple[Response, int]:
-    return _error(409, str(error), status=error.current, requested=error.requested, allowed=error.allowed)
+    return _error(409, str(error), current=error.current, requested=error.requested, allowed=error.allowed)
 
 
 @api_routes.errorhandler(ContactNotFound)
