@@ -200,8 +200,8 @@ def _read_reps(reader: _Reader, node: yaml.Node) -> dict[str, Rep]:
             if raw_phone is not None:
                 try:
                     phone = to_e164(raw_phone)
-                except InvalidPhoneNumber as error:
-                    reader.problem(entries["phone"][1], f"{field}.phone", str(error))
+                except InvalidPhoneNumber:
+                    reader.problem(entries["phone"][1], f"{field}.phone", f"{raw_phone!r} is not a phone number: use E.164 such as +12125550123")
         if "email" in entries:
             email = reader.text(entries["email"][1], f"{field}.email")
             if email is not None and "@" not in email:
