@@ -169,7 +169,7 @@ def load_routing_text(text: str, path: str = "<string>") -> Routing:
         notify = reader.mapping(entries["notify"][1], "notify", NOTIFY_KEYS) or {}
         if "text" in notify:
             notify_text = bool(reader.boolean(notify["text"][1], "notify.text"))
-        if "webhook" in notify:
+        if "webhook" in notify and not _is_null(notify["webhook"][1]):
             notify_webhook = reader.url(notify["webhook"][1], "notify.webhook")
 
     if reader.problems:
@@ -208,7 +208,7 @@ def _read_reps(reader: _Reader, node: yaml.Node) -> dict[str, Rep]:
                 reader.problem(entries["email"][1], f"{field}.email", f"{email!r} is not an email address")
         if "phone" not in entries and "email" not in entries:
             reader.problem(item, field, f"rep {name!r} has neither phone nor email: give one so the rep can be reached")
-        if "webhook" in entries:
+        if "webhook" in entries and not _is_null(entries["webhook"][1]):
             webhook = reader.url(entries["webhook"][1], f"{field}.webhook")
         active = True
         if "active" in entries:

@@ -157,3 +157,20 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     yield holder["receiver"]
     server.shutdown()
     server.server_close()
+
+
+def zone_where_local_hour(hours: range) -> str:
+    """An IANA zone whose local hour is now in `hours`, so send-window tests do not depend on when they run."""
+    from zoneinfo import ZoneInfo, available_timezones
+
+    now = utcnow()
+    for name in sorted(available_timezones()):
+        if name.startswith(("Etc/", "SystemV/")) or "/" not in name:
+            continue
+        if now.astimezone(ZoneInfo(name)).hour in hours:
+            return name
+    raise AssertionError(f"no time zone has a local hour in {hours} now")
+
+
+INSIDE_WINDOW_HOURS = range(10, 18)  # well inside 09:00-20:00, even if the test runs for minutes
+OUTSIDE_WINDOW_HOURS = range(0, 7)
