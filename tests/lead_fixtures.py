@@ -174,3 +174,26 @@ def zone_where_local_hour(hours: range) -> str:
 
 INSIDE_WINDOW_HOURS = range(10, 18)  # well inside 09:00-20:00, even if the test runs for minutes
 OUTSIDE_WINDOW_HOURS = range(0, 7)
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(smsdrip_env: dict[str, str], tmp_path: Path) -> Any:
+    """Run `smsdrip ARGS...` as a separate process on the test environment."""
+    import os
+    import subprocess
+    import sys
+
+    def run(*args: str, input: str | None = None) -> CliResult:  # noqa: A002 - mirrors subprocess.run
+        env = {**os.environ, **smsdrip_env, "SMSDRIP_LOG_LEVEL": "WARNING"}
+        completed = subprocess.run([sys.executable, "-m", "smsdrip.cli", *args], env=env, cwd=tmp_path, input=input,
+                                   capture_output=True, text=True, timeout=120)
+        return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+    return run
