@@ -192,7 +192,7 @@ def format_report(report: FunnelReport) -> str:
     for funnel in report.sequences:
         lines.append("")
         lines.append(funnel.sequence)
-        rows: list[tuple[str, str]] = [("enrolled", str(funnel.enrolled))]
+        rows: list[tuple[str, str]] = [("enrolled", f"{funnel.enrolled:>5}")]
         rows.extend((f"step {step}", _count(count, funnel.enrolled)) for step, count in funnel.steps.items())
         rows += [
             ("replied", _count(funnel.replied, funnel.enrolled)),
