@@ -111,6 +111,7 @@ def contacts_import(file: Path, sequence: str | None, dry_run: bool) -> None:
     from engine.importer import ImportFileError, import_leads, iter_report_lines, read_rows
     from engine.library import get_library
     from engine.lifecycle import current_routing
+    from engine.routing import RoutingFileError
     from workers.notifications import install_enqueue_on_commit
     from workers.queue import enqueue_sends
 
@@ -118,13 +119,14 @@ def contacts_import(file: Path, sequence: str | None, dry_run: bool) -> None:
     _ready()
     install_enqueue_on_commit()
     try:
+        routing = current_routing()
         _header, rows = read_rows(file)
         with click.progressbar(length=len(rows), label="Checking" if dry_run else "Importing", file=sys.stderr) as bar:
             report = import_leads(
                 rows, sequence=sequence, dry_run=dry_run, now=_utcnow(), actor="import", library=get_library(settings.sequences_dir),
-                routing=current_routing(), region=settings.default_region, on_commit=enqueue_sends, progress=bar.update,
+                routing=routing, region=settings.default_region, on_commit=enqueue_sends, progress=bar.update,
             )
-    except ImportFileError as error:
+    except (ImportFileError, RoutingFileError) as error:
         raise click.ClickException(str(error)) from None
     for line in iter_report_lines(report):
         click.echo(line)

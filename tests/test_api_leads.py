@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from sqlalchemy import select
 
 from engine.db import session_scope
@@ -224,3 +226,12 @@ def test_leads_first_step_within_seconds(api: ApiClient, start_worker, twilio_ap
 def _message_out_actor() -> str | None:
     with session_scope() as session:
         return session.scalar(select(Event.actor).where(Event.kind == "message.out"))
+
+
+def test_invalid_routing_stops_startup(routing):
+    from engine.routing import RoutingFileError
+    from webhooks.app import create_app
+
+    routing.write("reps:\n  - {name: alice}\n")
+    with pytest.raises(RoutingFileError, match=r"routing.yaml:2: reps\[0\]: rep 'alice' has neither phone nor email"):
+        create_app()

@@ -32,7 +32,12 @@ from workers.queue import enqueue_sends
 logger = logging.getLogger(__name__)
 
 api_routes = Blueprint("api", __name__, url_prefix="/api")
-api_routes.record_once(lambda _state: install_enqueue_on_commit())
+
+
+@api_routes.record_once
+def _on_register(_state: object) -> None:
+    install_enqueue_on_commit()
+    current_routing()  # fail at start-up, not on the first lead, when routing.yaml is invalid
 
 
 class ContactNotFound(LookupError):
