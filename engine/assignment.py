@@ -49,8 +49,8 @@ def assign_lead(
 ) -> Assignment | None:
     """Give the lead an owner and notify them; None when it already has one or no rule finds an available rep.
 
-    `rep_name` assigns to that rep directly (and reassigns an owned lead); otherwise the first matching
-    routing rule whose rep or pool has an active rep with room decides.
+    `rep_name` assigns to that rep directly, even when the lead has an owner. Without it, the first
+    matching routing rule whose rep or pool has an active rep with room decides.
     """
     if rep_name is not None:
         rep = routing.reps.get(rep_name)
@@ -96,7 +96,7 @@ def next_position(session: Session, pool: str) -> int:
     """Bump the pool's counter and return its new value (1 for the first assignment), atomically.
 
     The row is created on first use with INSERT ... ON CONFLICT DO NOTHING, so two processes
-    starting a new pool at once both succeed. The UPDATE holds the row until the transaction ends.
+    starting a new pool at once both succeed. The UPDATE keeps the row locked until the transaction ends.
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -55,7 +55,9 @@ def parse_segment(text: str) -> Segment:
         field, operator, value = match.groups()
         if value == "":
             raise SegmentError(f"{term.strip()!r} has no value: write it as {field}{operator}something")
-        raw: object = value.split("|") if operator == "=" and "|" in value else (value if operator == "=" else f"{operator}{value}")
+        raw: object = f"{operator}{value}"
+        if operator == "=":
+            raw = value.split("|") if "|" in value else value
         try:
             condition = parse_condition(field, raw)
         except ValueError as error:

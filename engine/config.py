@@ -112,7 +112,7 @@ class Settings:
 
 
 def _routing_file(env: Mapping[str, str]) -> Path | None:
-    """The routing file named by SMSDRIP_ROUTING (which must exist), else ./routing.yaml when present."""
+    """Return the routing file SMSDRIP_ROUTING names (which must exist), else ./routing.yaml when present."""
     raw = env.get("SMSDRIP_ROUTING")
     if raw:
         path = Path(raw)

@@ -72,7 +72,7 @@ def contact_summary(contact: Contact, activity: datetime | None = None) -> dict[
 
 
 def contact_detail(session: Session, contact: Contact) -> dict[str, Any]:
-    """The contact with its fields, score reasons, enrollments and timeline (newest events last)."""
+    """Return the contact with its fields, score reasons, enrollments and timeline (newest events last)."""
     enrollments = session.scalars(select(Enrollment).where(Enrollment.contact_id == contact.id).order_by(Enrollment.id)).all()
     events = list(session.scalars(
         select(Event).where(Event.contact_id == contact.id).order_by(Event.id.desc()).limit(TIMELINE_LIMIT)

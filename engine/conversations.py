@@ -1,4 +1,4 @@
-"""A person answering a lead: the text goes through the same scheduled-send path as every other text."""
+"""A rep replying to a lead: the text goes through the same scheduled-send path as every other text."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def send_rep_message(
     """Schedule a rep's text to the lead for now and stop the lead's sequences, as a reply from the lead would.
 
     The send carries the actor `rep:<name>`, so the timeline and reports tell it from automated texts.
-    It goes out at once: a person answering a lead is a conversation, not a campaign, so the send
-    window does not apply. The worker checks opt-out again just before sending.
+    It goes out at once, because a rep replying to a lead holds a conversation, not a campaign, so
+    the send window does not apply. The worker checks opt-out again just before sending.
     """
     if not text or not text.strip():
         raise InvalidMessage("text", "is missing: give the message to send")
@@ -58,5 +58,5 @@ def send_rep_message(
     session.flush()
     ended = end_live_enrollments(session, contact.id, library, EndReason.REPLIED, now, actor)
     note_contacted(session, contact, now, actor, library)
-    logger.info("send %s: rep %s answers contact %s (%d sequences stopped)", send.id, rep, contact.id, ended)
+    logger.info("send %s: rep %s replies to contact %s (%d sequences stopped)", send.id, rep, contact.id, ended)
     return send

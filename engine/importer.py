@@ -165,9 +165,9 @@ def import_leads(
 def _begin_on_sqlite(session: Session) -> None:
     """Open the batch's transaction now when the database is SQLite.
 
-    The pysqlite driver starts a transaction only before INSERT, UPDATE or DELETE, so a row's
-    SAVEPOINT would otherwise start one itself and its RELEASE would commit the row at once: a dry
-    run would then save rows, and a batch would not be one transaction.
+    The pysqlite driver starts a transaction only before INSERT, UPDATE or DELETE. Without this, a
+    row's SAVEPOINT would start the transaction itself and its RELEASE would commit the row at once,
+    so a dry run would save rows and a batch would not be one transaction.
     """
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text("BEGIN"))
@@ -213,7 +213,7 @@ def _import_row(
 
 
 def iter_report_lines(report: ImportReport) -> Iterator[str]:
-    """The import summary, then every rejected row with its line number and reason."""
+    """Yield the import summary, then every rejected row with its line number and reason."""
     prefix = "dry run, nothing saved: would import" if report.dry_run else "imported"
     yield (f"{prefix} {report.rows} rows: {report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
            f"{len(report.rejected)} rejected")

@@ -30,7 +30,7 @@ from engine.timeline import record_event
 
 logger = logging.getLogger(__name__)
 
-STANDARD_FIELDS = {"first_name": 100, "last_name": 100, "email": 254, "company": 200}  # name: most characters
+STANDARD_FIELDS = {"first_name": 100, "last_name": 100, "email": 254, "company": 200}  # name: maximum characters
 TOP_LEVEL_KEYS = {"phone", *STANDARD_FIELDS, "source", "consent", "sequence", "status", "tags", "fields"}
 # Custom field names must work as template placeholders, and must not hide a standard one.
 CUSTOM_FIELD_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

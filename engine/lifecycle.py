@@ -1,4 +1,4 @@
-"""What happens to a lead as it moves: status changes and their effects, replies, keywords, score thresholds.
+"""Lead changes: status moves and their effects, replies, keywords and score thresholds.
 
 Every status change goes through engine.lead_status, so an invalid move raises InvalidStatusMove
 wherever it comes from (API, sequences, replies). Effects: `converted` and `lost` end every live
@@ -103,5 +103,5 @@ def qualify_by_score(session: Session, contact: Contact, routing: Routing, now: 
 
 
 def assign_by_action(session: Session, contact: Contact, now: datetime, actor: str, routing: Routing | None = None) -> Assignment | None:
-    """Assign an owner because a sequence's reply action says `assign: true`; None when already owned or no rep is free."""
+    """Assign an owner because a sequence's reply action sets `assign: true`; None when already owned or no rep is free."""
     return assign_lead(session, contact, routing or current_routing(), now, actor, trigger="reply_action")

@@ -237,7 +237,7 @@ class NotificationStatus(str, enum.Enum):
     PENDING = "pending"  # waiting for a worker, or for a retry
     CLAIMED = "claimed"  # a worker is delivering it
     SENT = "sent"
-    FAILED = "failed"  # every attempt failed; `detail` says why
+    FAILED = "failed"  # every attempt failed; `detail` contains the last error
 
 
 class RepNotification(Base):

@@ -1,6 +1,6 @@
 """Double opt-in for captured leads: ask them to reply YES, and enroll them only once they do.
 
-A sequence asks for it with `double_opt_in: true`. A lead captured by the API or an import for such a
+A sequence turns it on with `double_opt_in: true`. A lead captured by the API or an import for such a
 sequence gets one confirmation text; no step of the sequence is scheduled until a YES arrives.
 """
 
@@ -28,8 +28,8 @@ CONFIRMATION_TEXT = "Reply YES to confirm you want texts from us. Msg & data rat
 
 
 def requires_double_opt_in(sequence: Sequence) -> bool:
-    """Whether the sequence file says `double_opt_in: true`."""
-    # NOTE: read with getattr because the sequence file loader adds the field; without it no sequence asks.
+    """Return whether the sequence file sets `double_opt_in: true`."""
+    # NOTE: read with getattr because the sequence file loader adds the field; until it does, no sequence requires it.
     return bool(getattr(sequence, "double_opt_in", False))
 
 

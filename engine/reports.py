@@ -1,5 +1,5 @@
-"""The funnel report: per sequence, how many leads were enrolled, reached each step, replied, qualified,
-converted, opted out or were undeliverable; the delivery rate; and how fast a person first answered.
+"""The funnel report per sequence: how many leads were enrolled, reached each step, replied, qualified,
+converted, opted out or were undeliverable, the delivery rate, and the time to a person's first response.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class SequenceFunnel:
     delivery_failed: int = 0  # undelivered or failed
     delivery_rate: float | None = None  # delivered / texts with a final status; None before any has one
     median_first_response_seconds: float | None = None  # first inbound text to first text by a person
-    answered: int = 0  # leads a person answered, which the median is over
-    awaiting_answer: int = 0  # leads who texted in and no person has answered yet
+    responded: int = 0  # leads a person responded to; the median is over these
+    awaiting_response: int = 0  # leads who texted in and got no response from a person yet
 
 
 @dataclass
@@ -127,19 +127,19 @@ def funnel_report(session: Session, library: SequenceLibrary, since: datetime | 
             if contact.id in seen_contacts or contact.id not in first_inbound:
                 continue
             seen_contacts.add(contact.id)
-            answer = next((at for at in person_replies.get(contact.id, []) if at >= first_inbound[contact.id]), None)
-            if answer is None:
-                funnel.awaiting_answer += 1
+            response = next((at for at in person_replies.get(contact.id, []) if at >= first_inbound[contact.id]), None)
+            if response is None:
+                funnel.awaiting_response += 1
             else:
-                response_times.append((answer - first_inbound[contact.id]).total_seconds())
-        funnel.answered = len(response_times)
+                response_times.append((response - first_inbound[contact.id]).total_seconds())
+        funnel.responded = len(response_times)
         funnel.median_first_response_seconds = statistics.median(response_times) if response_times else None
         funnels.append(funnel)
     return FunnelReport(since=since, sequences=funnels)
 
 
 def _status_changes(session: Session, scope: Any) -> dict[int, list[tuple[str, datetime]]]:
-    """Each in-scope contact's status changes as (new status, time)."""
+    """Return each in-scope contact's status changes as (new status, time)."""
     changes: dict[int, list[tuple[str, datetime]]] = defaultdict(list)
     for contact_id, data, at in session.execute(
         select(Event.contact_id, Event.data, Event.created_at)
@@ -150,7 +150,7 @@ def _status_changes(session: Session, scope: Any) -> dict[int, list[tuple[str, d
 
 
 def _conversation_times(session: Session, scope: Any) -> tuple[dict[int, datetime], dict[int, list[datetime]]]:
-    """Each in-scope contact's first inbound text time, and the times of texts people sent them, in order."""
+    """Return each in-scope contact's first inbound text time, and the times of texts people sent them, in order."""
     in_scope = select(Enrollment.contact_id).where(scope)
     first_inbound: dict[int, datetime] = {}
     for contact_id, at in session.execute(
@@ -205,8 +205,8 @@ def format_report(report: FunnelReport) -> str:
         rate = f"{funnel.delivery_rate:.1%}" if funnel.delivery_rate is not None else "n/a"
         rows.append(("delivery rate", f"{rate} ({funnel.delivered} delivered, {funnel.delivery_failed} failed, "
                                       f"{pending} without a final status, of {funnel.messages_sent} sent)"))
-        rows.append(("first answer by a person", f"median {format_duration(funnel.median_first_response_seconds)} "
-                                                 f"over {funnel.answered} leads ({funnel.awaiting_answer} not answered yet)"))
+        rows.append(("first response by a person", f"median {format_duration(funnel.median_first_response_seconds)} "
+                                                   f"over {funnel.responded} leads ({funnel.awaiting_response} awaiting a response)"))
         width = max(len(label) for label, _ in rows)
         lines.extend(f"  {label:<{width}}  {value}" for label, value in rows)
     return "\n".join(lines)

@@ -88,7 +88,7 @@ class _Reader:
         return list(node.value)
 
     def value(self, node: yaml.Node) -> Any:
-        """The plain Python value of a node, with YAML's usual types (int, bool, str, list, dict)."""
+        """Return the plain Python value of a node, with YAML's usual types (int, bool, str, list, dict)."""
         return yaml.safe_load(yaml.serialize(node))
 
     def text(self, node: yaml.Node, field: str) -> str | None:
@@ -362,14 +362,14 @@ def check_routing_file(path: Path, sequence_names: Iterable[str] | None = None) 
 
 
 def lead_facts(session: Session, contact: Contact, extra_sequences: Iterable[str] = ()) -> dict[str, Any]:
-    """What routing and scoring conditions can test on a lead; see contact_facts."""
+    """Return what routing and scoring conditions can test on a lead, loading its sequences (see contact_facts)."""
     sequences = set(session.scalars(select(Enrollment.sequence_name).where(Enrollment.contact_id == contact.id)).all())
     sequences.update(extra_sequences)
     return contact_facts(contact, sequences)
 
 
 def contact_facts(contact: Contact, sequences: set[str]) -> dict[str, Any]:
-    """The lead's standard and custom fields plus source, status, score, owner, sequences (ever enrolled) and tags."""
+    """Return the lead's standard and custom fields plus source, status, score, owner, sequences (ever enrolled) and tags."""
     fields = dict(contact.fields or {})
     tags = fields.get("tags") or []
     return {

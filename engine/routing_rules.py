@@ -102,7 +102,7 @@ def parse_condition(field_name: str, raw: Any) -> Condition:
 
 
 def conditions_match(conditions: Iterable[Condition], facts: Mapping[str, Any]) -> bool:
-    """Whether every condition holds for the lead described by `facts` (see engine.routing.lead_facts)."""
+    """Return whether every condition holds for the lead described by `facts` (see engine.routing.lead_facts)."""
     return all(condition.matches(facts.get(condition.field)) for condition in conditions)
 
 

@@ -1,7 +1,7 @@
 """When an engine-initiated text outside a sequence (a broadcast, a double opt-in request) may go out.
 
 TODO: switch `window_due_at` to the send-window function of engine.schedule / engine.send_window once
-that lands, so broadcasts and sequence steps share one window; until then this applies a fixed
+that lands, so that broadcasts and sequence steps share one window. Until then this applies a fixed
 09:00-20:00 window in the contact's local time.
 """
 
@@ -20,12 +20,12 @@ logger = logging.getLogger(__name__)
 
 WINDOW_OPENS = time(9, 0)  # local time
 WINDOW_CLOSES = time(20, 0)  # local time; a text is due strictly before this
-# Used when neither the contact nor its number says where it is; US businesses are the main users.
+# Used when neither the contact record nor its number gives a time zone, because US businesses are the main users.
 FALLBACK_TIME_ZONE = "America/New_York"
 
 
 def contact_time_zones(contact: Contact) -> list[ZoneInfo]:
-    """The contact's IANA zone, else every zone its number may be in, else the fallback zone."""
+    """Return the contact's IANA zone, else every zone its number may be in, else the fallback zone."""
     names: tuple[str, ...] = ()
     if contact.time_zone:
         names = (contact.time_zone,)
@@ -55,7 +55,7 @@ def window_due_at(contact: Contact, now: datetime) -> datetime:
     """Return `now` if it is inside the send window in every zone the contact may be in, else when it next is."""
     zones = contact_time_zones(contact)
     due = now
-    # Each pass moves `due` to the next opening in a zone where it is outside the window; the zones of one
+    # Each pass moves `due` to the next opening in a zone where it is outside the window. The zones of one
     # number overlap for most of the window, so this settles within a few passes.
     for _attempt in range(len(zones) * 3):
         moved = False

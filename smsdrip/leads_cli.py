@@ -164,7 +164,7 @@ def contacts_export(output: Path | None, status: str | None, owner: str | None, 
 @click.option("--sequence", default=None, help="Only this sequence.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def report(since: datetime | None, sequence: str | None, as_json: bool) -> None:
-    """Show the funnel per sequence, the delivery rate and how fast people answer leads."""
+    """Show the funnel per sequence, the delivery rate and how fast reps respond to leads."""
     from engine.db import session_scope
     from engine.library import get_library
     from engine.reports import format_report, funnel_report

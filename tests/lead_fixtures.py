@@ -122,7 +122,7 @@ def api(routing: RoutingFile, api_key: str) -> ApiClient:
 
 @dataclass
 class WebhookReceiver:
-    """Records JSON POSTs on 127.0.0.1; answers each with `status`."""
+    """Records JSON POSTs on 127.0.0.1 and responds to each with `status`."""
 
     server: ThreadingHTTPServer
     received: list[dict[str, Any]] = field(default_factory=list)

@@ -1,7 +1,7 @@
 """Double opt-in for captured leads: one confirmation text, no step until YES, then the sequence starts.
 
-The sequence file loader adds `double_opt_in` to Sequence; until then these tests build such a
-sequence as a subclass with the field, which is what the loader will produce.
+The sequence file loader adds `double_opt_in` to Sequence. Until it does, these tests build such a
+sequence as a subclass with that field, as the loader will produce it.
 """
 
 from __future__ import annotations

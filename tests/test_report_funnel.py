@@ -1,4 +1,4 @@
-"""`smsdrip report`: the funnel, delivery rate and first-answer time, built from texts sent the usual way."""
+"""`smsdrip report`: the funnel, delivery rate and first-response time, built from texts sent the usual way."""
 
 from __future__ import annotations
 
@@ -26,15 +26,15 @@ def _send_due() -> None:
 
 
 def _answer_delay(phone: str, delay: timedelta) -> None:
-    """Place the person's first answer `delay` after the lead's first inbound text."""
+    """Move the person's first response to `delay` after the lead's first inbound text."""
     with session_scope() as session:
         contact_id = session.scalars(select(Contact.id).where(Contact.phone == phone)).one()
         first_in = session.scalars(select(Message.created_at).where(Message.contact_id == contact_id, Message.direction == Direction.INBOUND.value)).first()
-        answer_id = session.scalars(
+        response_id = session.scalars(
             select(Message.id).join(ScheduledSend, Message.send_id == ScheduledSend.id)
             .where(Message.contact_id == contact_id, ScheduledSend.actor.startswith("rep:"))
         ).one()
-        session.execute(update(Message).where(Message.id == answer_id).values(created_at=first_in + delay))
+        session.execute(update(Message).where(Message.id == response_id).values(created_at=first_in + delay))
 
 
 def _status(api: ApiClient, sid: str, status: str, error_code: str | None = None) -> int:
@@ -85,18 +85,18 @@ def test_report_json_funnel(funnel: ApiClient, run_cli):
     assert (demo["messages_sent"], demo["delivered"], demo["delivery_failed"]) == (5, 2, 1)
     assert demo["delivery_rate"] == pytest.approx(2 / 3)
     assert demo["median_first_response_seconds"] == pytest.approx((90 + 1800) / 2)
-    assert (demo["answered"], demo["awaiting_answer"]) == (2, 1)
+    assert (demo["responded"], demo["awaiting_response"]) == (2, 1)
 
 
 def test_report_text_table(funnel: ApiClient, run_cli):
     result = run_cli("report", "--sequence", "demo")
     lines = result.stdout.splitlines()
     assert lines[0] == "Funnel over all time"
-    assert "  enrolled                      5" in lines
-    assert "  step welcome                  5  (100%)" in lines
-    assert "  replied                       3  (60%)" in lines
-    assert "  delivery rate             66.7% (2 delivered, 1 failed, 2 without a final status, of 5 sent)" in lines
-    assert "  first answer by a person  median 15m 45s over 2 leads (1 not answered yet)" in lines
+    assert "  enrolled                        5" in lines
+    assert "  step welcome                    5  (100%)" in lines
+    assert "  replied                         3  (60%)" in lines
+    assert "  delivery rate               66.7% (2 delivered, 1 failed, 2 without a final status, of 5 sent)" in lines
+    assert "  first response by a person  median 15m 45s over 2 leads (1 awaiting a response)" in lines
 
 
 def test_report_since_excludes_older(funnel: ApiClient, run_cli):

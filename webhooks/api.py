@@ -1,4 +1,4 @@
-"""The JSON API under /api for web forms, CRMs and reps: capture leads, read contacts, answer, qualify, convert.
+"""The JSON API under /api for web forms, CRMs and reps: capture leads, read contacts, reply, qualify, convert.
 
 Every request needs `Authorization: Bearer <key>` with a key from `smsdrip apikey create`. Errors are
 JSON objects with `error` and, for invalid input, the `field` at fault.

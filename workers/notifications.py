@@ -1,8 +1,8 @@
 """Delivering rep notifications (a text to the rep's phone, or a webhook POST) as RQ jobs.
 
-engine.assignment writes a notification row and lists its id in the session; `install_enqueue_on_commit`
-makes every session enqueue those ids right after its commit, so a worker never looks for a row that
-is not committed yet. The periodic sweep re-enqueues rows still pending, in case Redis lost a job.
+engine.assignment writes a notification row and lists its id in the session. `install_enqueue_on_commit`
+makes every session enqueue those ids right after its commit, so that a worker never looks for a row
+that is not committed yet. The periodic sweep re-enqueues rows still pending, in case Redis lost a job.
 """
 
 from __future__ import annotations
@@ -164,8 +164,8 @@ def _record_failure(notification_id: int, attempts: int, detail: str) -> str:
 def enqueue_pending_notifications() -> int:
     """Periodic sweep: free claims of dead workers and enqueue every pending notification.
 
-    Freeing a claim can notify a rep twice when the worker died after sending; for a note to a
-    colleague that is better than no note.
+    Freeing a claim can notify a rep twice when the worker died after sending. For a note to a
+    colleague, a duplicate is better than no note.
     """
     now = datetime.now(timezone.utc)
     with session_scope() as session:
