@@ -400,8 +400,11 @@ def get_routing(path: Path | None) -> Routing:
     global _cache
     if path is None:
         return EMPTY_ROUTING
-    stat = path.stat()
-    fingerprint = (stat.st_mtime, stat.st_size)
+    try:
+        stat = path.stat()
+        fingerprint = (stat.st_mtime, stat.st_size)
+    except OSError:
+        fingerprint = (-1.0, -1)  # load_routing_file reports the missing file, or the cache covers for it
     with _cache_lock:
         if _cache is not None and _cache[0] == path and _cache[1] == fingerprint:
             return _cache[2]

@@ -1,6 +1,6 @@
 """Fixtures for the lead tests: a routing file, an API key, an API client, a loopback webhook receiver.
 
-Test modules import the fixtures they use from here, so pytest finds them.
+tests/conftest.py loads this module as a plugin, so every test module can use its fixtures.
 """
 
 from __future__ import annotations

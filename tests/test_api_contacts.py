@@ -7,7 +7,7 @@ from sqlalchemy import select
 from engine.db import session_scope
 from engine.models import Contact, Enrollment, Event, ScheduledSend
 from tests.conftest import inbound_params, signed_post, wait_until
-from tests.lead_fixtures import ApiClient, api, api_key, consent, routing, utcnow  # noqa: F401 - fixtures
+from tests.lead_fixtures import ApiClient, consent, utcnow
 
 
 def _lead(phone: str, **extra) -> dict:

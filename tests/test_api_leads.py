@@ -11,7 +11,7 @@ from sqlalchemy import select
 from engine.db import session_scope
 from engine.models import CaptureConsent, Contact, Enrollment, Event, ScheduledSend
 from tests.conftest import OUR_NUMBER, wait_until
-from tests.lead_fixtures import ApiClient, api, api_key, consent, routing, utcnow  # noqa: F401 - fixtures
+from tests.lead_fixtures import ApiClient, consent, utcnow
 
 LEAD = {
     "phone": "(555) 010-0001",

@@ -13,15 +13,7 @@ from engine.db import session_scope
 from engine.models import Broadcast, Contact, Event, ScheduledSend
 from engine.send_times import window_due_at
 from tests.conftest import wait_until
-from tests.lead_fixtures import (  # noqa: F401 - fixtures
-    INSIDE_WINDOW_HOURS,
-    OUTSIDE_WINDOW_HOURS,
-    RoutingFile,
-    routing,
-    run_cli,
-    utcnow,
-    zone_where_local_hour,
-)
+from tests.lead_fixtures import INSIDE_WINDOW_HOURS, OUTSIDE_WINDOW_HOURS, RoutingFile, utcnow, zone_where_local_hour
 
 SEGMENT = "status=nurturing,tag=webinar"
 TEXT = "Hi {first_name|there}, the webinar replay is up."

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from engine.db import session_scope
 from engine.models import CaptureConsent, Contact, Enrollment, Event, ScheduledSend
-from tests.lead_fixtures import RoutingFile, routing, run_cli  # noqa: F401 - fixtures
+from tests.lead_fixtures import RoutingFile
 
 MIXED = """phone,first_name,company,company_size,consent_method,consent_at,tags,status
 +15550100001,Ann,Acme,120,web_form,2025-01-10T10:00:00Z,webinar;vip,

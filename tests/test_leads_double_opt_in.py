@@ -23,7 +23,7 @@ from engine.models import Contact, DoubleOptIn, Enrollment, ScheduledSend
 from engine.optin import CONFIRMATION_TEXT
 from engine.sequences import Sequence, Step
 from tests.conftest import OUR_NUMBER
-from tests.lead_fixtures import INSIDE_WINDOW_HOURS, RoutingFile, consent, routing, utcnow, zone_where_local_hour  # noqa: F401
+from tests.lead_fixtures import INSIDE_WINDOW_HOURS, RoutingFile, consent, utcnow, zone_where_local_hour
 
 PHONE = "+15550100001"
 

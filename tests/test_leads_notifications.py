@@ -8,16 +8,7 @@ from sqlalchemy import select
 from engine.db import session_scope
 from engine.models import Contact, Event, RepNotification
 from tests.conftest import wait_until
-from tests.lead_fixtures import (  # noqa: F401 - fixtures
-    ApiClient,
-    RoutingFile,
-    WebhookReceiver,
-    api,
-    api_key,
-    consent,
-    routing,
-    webhook_receiver,
-)
+from tests.lead_fixtures import ApiClient, RoutingFile, WebhookReceiver, consent
 
 TEAM = """
 reps:

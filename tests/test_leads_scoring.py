@@ -7,7 +7,7 @@ from sqlalchemy import select
 from engine.db import session_scope
 from engine.models import Contact, Event
 from tests.conftest import inbound_params, signed_post
-from tests.lead_fixtures import ApiClient, RoutingFile, api, api_key, consent, routing  # noqa: F401 - fixtures
+from tests.lead_fixtures import ApiClient, RoutingFile, consent
 
 
 def _contact(phone: str = "+15550100001") -> Contact:

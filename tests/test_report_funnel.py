@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from engine.db import session_scope
 from engine.models import Contact, Direction, Message, ScheduledSend
 from tests.conftest import ACCOUNT_SID, inbound_params, signed_post
-from tests.lead_fixtures import ApiClient, api, api_key, consent, routing, run_cli, utcnow  # noqa: F401 - fixtures
+from tests.lead_fixtures import ApiClient, consent, utcnow
 from workers.jobs import send_scheduled
 
 ANN, BEN, CAT, DAN, EVE = (f"+1555010000{index}" for index in range(1, 6))

@@ -15,7 +15,7 @@ from engine.db import reset_engine, session_scope
 from engine.lifecycle import current_routing
 from engine.models import Contact, Event
 from tests.conftest import REPO
-from tests.lead_fixtures import RoutingFile, routing, utcnow  # noqa: F401 - fixtures
+from tests.lead_fixtures import RoutingFile, utcnow
 
 
 def _contacts(count: int, first: int = 0, **values) -> list[int]:
@@ -131,3 +131,25 @@ rules: [{name: all, pool: sales}]
     with session_scope() as session:
         event = session.scalars(select(Event).where(Event.kind == "assignment.skipped")).one()
     assert event.data["trigger"] == "qualified"
+
+
+def test_rule_matches_sequence_and_source(routing: RoutingFile):
+    routing.write("""
+reps: [{name: alice, email: a@example.com}, {name: bob, email: b@example.com}]
+rules:
+  - {name: demo-leads, match: {sequence: demo, source: web_form}, rep: bob}
+  - {name: rest, rep: alice}
+""")
+    from engine.models import Enrollment
+
+    ids = _contacts(3, source="web_form")
+    with session_scope() as session:
+        session.add_all([Enrollment(contact_id=ids[0], sequence_name="demo", state="welcome"),
+                         Enrollment(contact_id=ids[1], sequence_name="other", state="welcome")])
+    assert _assign(ids) == ["bob", "alice", "alice"]
+
+
+def test_deleted_routing_file_keeps_last(routing: RoutingFile):
+    assert current_routing().reps.keys() == {"alice", "bob"}
+    routing.path.unlink()
+    assert current_routing().reps.keys() == {"alice", "bob"}
