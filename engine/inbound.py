@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from engine.contacts import find_or_create_contact
 from engine.enrollment import enroll
 from engine.library import SequenceLibrary
+from engine.lifecycle import note_keyword, note_reply
 from engine.models import Direction, Message, ScheduledSend
+from engine.optin import confirm_double_opt_in
 from engine.phones import mask
 from engine.replies import handle_reply
 from engine.timeline import record_event
@@ -80,10 +82,14 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
             record.enrollment_id = enrollment.id
             outcome.sends.append(send)
         logger.info("inbound %s from contact %s (%s) matched keyword %s", message.sid, contact.id, mask(message.from_number), rule.keyword)
+        note_keyword(session, contact, rule.keyword, now, library)
+    elif (confirmed := confirm_double_opt_in(session, contact, record, library, now)) is not None:
+        outcome.sends.extend(confirmed)
     else:
         replied = handle_reply(session, contact, record, library, now)
         outcome.reply = replied.reply
         outcome.sends.extend(replied.sends)
+        note_reply(session, contact, message.body, now, library)
 
     record.reply_text = outcome.reply
     return outcome

@@ -31,7 +31,7 @@ class PreparedSend:
 
 
 def template_fields(contact: Contact, enrollment: Enrollment | None) -> dict[str, Any]:
-    """Values a template can use: the contact's standard and custom fields, plus the keyword that enrolled it."""
+    """Values a template can use: the contact's standard and custom fields, its owner's name, and the keyword that enrolled it."""
     return {
         **(contact.fields or {}),
         "first_name": contact.first_name,
@@ -39,6 +39,7 @@ def template_fields(contact: Contact, enrollment: Enrollment | None) -> dict[str
         "email": contact.email,
         "company": contact.company,
         "phone": contact.phone,
+        "owner_name": contact.owner,
         "keyword": enrollment.keyword if enrollment is not None else None,
     }
 

@@ -136,6 +136,13 @@ from smsdrip.authoring import apply_edits, check, simulate  # noqa: E402  (comma
 main.add_command(check)
 main.add_command(simulate)
 main.add_command(apply_edits)
+from smsdrip.leads_cli import apikey, broadcast, contacts, report  # noqa: E402 - registered after main is defined
+
+main.add_command(apikey)
+main.add_command(contacts)
+main.add_command(report)
+main.add_command(broadcast)
+
 
 if __name__ == "__main__":
     main()
