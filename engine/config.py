@@ -8,12 +8,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_FILE = "smsdrip.db"
 DEFAULT_REDIS_FILE = ".smsdrip/redis.db"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
+# Time zone for numbers whose zone neither the contact record nor phonenumbers gives.
+DEFAULT_TIME_ZONE = "America/New_York"
+DEFAULT_ROUTING_FILE = "routing.yaml"
 TRANSPORTS = ("twilio", "console")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -38,6 +44,9 @@ class Settings:
     transport: str
     verify_signatures: bool
     queue_name: str = "smsdrip"
+    default_time_zone: str = DEFAULT_TIME_ZONE  # IANA name
+    default_region: str = "US"  # ISO 3166 region for phone numbers written without a country code
+    routing_file: Path | None = None  # reps, routing rules and scoring; None: no routing
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +88,14 @@ class Settings:
         if not sequences_dir.is_dir():
             raise ConfigError(f"SMSDRIP_SEQUENCES={str(sequences_dir)!r} is not a folder: create it or point the variable at your sequence files")
 
+        default_region = (env.get("SMSDRIP_DEFAULT_REGION") or "US").strip().upper()
+        if default_region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ConfigError(
+                f"SMSDRIP_DEFAULT_REGION={default_region!r} is invalid: use a two-letter region code such as US, CA or GB"
+            )
+
+        routing_file = _routing_file(env)
+
         return cls(
             database_url=database_url,
             redis_url=redis_url,
@@ -93,7 +110,33 @@ class Settings:
             transport=transport,
             verify_signatures=_parse_bool(env, "SMSDRIP_VERIFY_SIGNATURES", default=True),
             queue_name=env.get("SMSDRIP_QUEUE") or "smsdrip",
+            default_time_zone=read_default_time_zone(env),
+            default_region=default_region,
+            routing_file=routing_file,
         )
+
+
+def read_default_time_zone(environ: Mapping[str, str] | None = None) -> str:
+    """Return SMSDRIP_DEFAULT_TZ (default America/New_York), raising ConfigError when tzdata has no such zone."""
+    env = os.environ if environ is None else environ
+    name = env.get("SMSDRIP_DEFAULT_TZ") or DEFAULT_TIME_ZONE
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"SMSDRIP_DEFAULT_TZ={name!r} is not a known IANA time zone: use a name such as America/Chicago") from None
+    return name
+
+
+def _routing_file(env: Mapping[str, str]) -> Path | None:
+    """Return the routing file SMSDRIP_ROUTING names (which must exist), else ./routing.yaml when present."""
+    raw = env.get("SMSDRIP_ROUTING")
+    if raw:
+        path = Path(raw)
+        if not path.is_file():
+            raise ConfigError(f"SMSDRIP_ROUTING={raw!r} is not a file: create it or point the variable at your routing.yaml")
+        return path.resolve()
+    default = Path(DEFAULT_ROUTING_FILE)
+    return default.resolve() if default.is_file() else None
 
 
 def _normalise_database_url(url: str) -> str:

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.config import get_settings
 from engine.machine import TERMINAL_STATES, EndReason, machine_for
 from engine.models import Contact, Enrollment, ScheduledSend, SendKind, SendStatus
 from engine.schedule import Recipient, due_time
@@ -31,10 +32,18 @@ def live_enrollment(session: Session, contact_id: int, sequence_name: str) -> En
 def enroll(
     session: Session, contact: Contact, sequence: Sequence, keyword: str | None, now: datetime, actor: str = "contact"
 ) -> tuple[Enrollment, ScheduledSend] | None:
-    """Start `contact` on `sequence` and schedule its first step; None if it is already enrolled."""
-    if live_enrollment(session, contact.id, sequence.name) is not None:
-        logger.info("contact %s already in sequence %s; keyword ignored", contact.id, sequence.name)
+    """Start `contact` on `sequence` and schedule its first step; None if it is already enrolled.
+
+    With `re_enroll: restart`, a live enrollment in the same sequence ends as `restarted` and a new
+    one starts from the first step. With `ignore` (the default) nothing happens.
+    """
+    current = live_enrollment(session, contact.id, sequence.name)
+    if current is not None and sequence.re_enroll != "restart":
+        logger.info("contact %s already in sequence %s as enrollment %s; keyword ignored", contact.id, sequence.name, current.id)
         return None
+    if current is not None:
+        end_enrollment(session, current, sequence, EndReason.RESTARTED, now, actor=actor)
+        session.flush()  # the partial unique index must see it ended before the new row goes in
 
     enrollment = Enrollment(
         contact_id=contact.id,
@@ -58,17 +67,26 @@ def enroll(
     return enrollment, send
 
 
+def recipient_for(contact: Contact) -> Recipient:
+    return Recipient(phone=contact.phone, time_zone=contact.time_zone, default_time_zone=get_settings().default_time_zone)
+
+
 def schedule_step(
     session: Session, enrollment: Enrollment, contact: Contact, sequence: Sequence, step: Step, previous_send: datetime
 ) -> ScheduledSend:
-    recipient = Recipient(phone=contact.phone, time_zone=contact.time_zone)
+    """Add the pending send for `step`, due at the time engine.schedule.due_time returns.
+
+    `previous_send` (the moment the delay counts from: the previous send, the enrollment or the reply)
+    is stored as the row's created_at, so a later edit of the file can recompute the due time.
+    """
     send = ScheduledSend(
         kind=SendKind.STEP.value,
         enrollment_id=enrollment.id,
         contact_id=enrollment.contact_id,
         step_id=step.id,
-        due_at=due_time(sequence, step, previous_send, recipient),
+        due_at=due_time(sequence, step, previous_send, recipient_for(contact)),
         status=SendStatus.PENDING.value,
+        created_at=previous_send,
     )
     session.add(send)
     session.flush()
@@ -79,11 +97,16 @@ def schedule_step(
 def advance_after_send(session: Session, enrollment: Enrollment, sequence: Sequence, sent_at: datetime) -> ScheduledSend | None:
     """Move the enrollment past the step just sent and schedule the next one; None when the sequence is done."""
     enrollment.last_sent_at = sent_at
-    state = machine_for(sequence).advance(enrollment)
+    machine = machine_for(sequence)
+    if not machine.has_state(enrollment.state):
+        # The file was edited while the text was in flight and the step is gone: nothing follows it.
+        end_enrollment(session, enrollment, sequence, EndReason.SEQUENCE_CHANGED, sent_at, actor="engine")
+        return None
+    state = machine.advance(enrollment)
     if state in TERMINAL_STATES:
         enrollment.ended_at = sent_at
         record_event(session, enrollment.contact_id, "enrollment.ended", "engine", enrollment_id=enrollment.id, reason=state)
-        logger.info("enrollment %s completed", enrollment.id)
+        logger.info("enrollment %s ended: %s", enrollment.id, state)
         return None
     next_step = sequence.step(state)
     assert next_step is not None, f"state {state!r} is not a step of {sequence.name!r}"
@@ -95,7 +118,7 @@ def end_enrollment(
     session: Session, enrollment: Enrollment, sequence: Sequence | None, reason: EndReason, now: datetime, actor: str
 ) -> int:
     """End a live enrollment with `reason` and cancel its pending sends; returns how many were cancelled."""
-    if sequence is not None and enrollment.state not in TERMINAL_STATES:
+    if sequence is not None and enrollment.state not in TERMINAL_STATES and machine_for(sequence).has_state(enrollment.state):
         machine_for(sequence).end(enrollment, reason)
     else:
         # The file (or the step) is gone, so there is no machine to ask; record the reason directly.

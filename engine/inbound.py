@@ -11,11 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.contacts import find_or_create_contact
-from engine.enrollment import end_enrollment, enroll
+from engine.enrollment import enroll
 from engine.library import SequenceLibrary
-from engine.machine import EndReason
-from engine.models import Direction, Enrollment, Message, ScheduledSend
+from engine.lifecycle import note_keyword, note_reply
+from engine.models import Direction, Message, ScheduledSend
+from engine.optin import confirm_double_opt_in
 from engine.phones import mask
+from engine.replies import handle_reply
 from engine.timeline import record_event
 
 logger = logging.getLogger(__name__)
@@ -80,8 +82,14 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
             record.enrollment_id = enrollment.id
             outcome.sends.append(send)
         logger.info("inbound %s from contact %s (%s) matched keyword %s", message.sid, contact.id, mask(message.from_number), rule.keyword)
+        note_keyword(session, contact, rule.keyword, now, library)
+    elif (confirmed := confirm_double_opt_in(session, contact, record, library, now)) is not None:
+        outcome.sends.extend(confirmed)
     else:
-        _handle_reply(session, contact.id, record, library, now)
+        replied = handle_reply(session, contact, record, library, now)
+        outcome.reply = replied.reply
+        outcome.sends.extend(replied.sends)
+        note_reply(session, contact, message.body, now, library)
 
     record.reply_text = outcome.reply
     return outcome
@@ -89,14 +97,3 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
 
 def _find_inbound(session: Session, sid: str) -> Message | None:
     return session.scalar(select(Message).where(Message.sid == sid, Message.direction == Direction.INBOUND.value))
-
-
-def _handle_reply(session: Session, contact_id: int, record: Message, library: SequenceLibrary, now: datetime) -> None:
-    """A text that is no keyword: it stops the contact's live sequences so a person can take over."""
-    live = session.scalars(select(Enrollment).where(Enrollment.contact_id == contact_id, Enrollment.ended_at.is_(None))).all()
-    if not live:
-        logger.info("inbound %s from contact %s is conversation; no sequence is live", record.sid, contact_id)
-        return
-    for enrollment in live:
-        record.enrollment_id = enrollment.id
-        end_enrollment(session, enrollment, library.get(enrollment.sequence_name), EndReason.REPLIED, now, actor="contact")

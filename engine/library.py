@@ -7,7 +7,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.keywords import KeywordIndex, KeywordRule
+from engine.keywords import KeywordIndex
+from engine.sequence_checks import keyword_rules, library_problems
 from engine.sequence_files import Problem, SequenceFileError, load_sequence_file, sequence_paths
 from engine.sequences import Sequence
 
@@ -28,35 +29,18 @@ class SequenceLibrary:
 def load_library(folder: Path) -> SequenceLibrary:
     """Load every sequence file in `folder`, raising SequenceFileError listing all problems in all files."""
     problems: list[Problem] = []
-    sequences: dict[str, Sequence] = {}
-    owners: dict[tuple[str, str], Sequence] = {}
+    loaded: list[Sequence] = []
     for path in sequence_paths([folder]):
         try:
-            sequence = load_sequence_file(path)
+            loaded.append(load_sequence_file(path))
         except SequenceFileError as error:
             problems.extend(error.problems)
-            continue
-        if sequence.name in sequences:
-            other = sequences[sequence.name].source
-            problems.append(Problem(str(path), 1, "name", f"{sequence.name!r} is already used by {other}: give each sequence its own name"))
-            continue
-        for keyword in sequence.keywords:
-            for number in sequence.numbers or {"*"}:
-                previous = owners.get((keyword, number))
-                if previous is not None:
-                    problems.append(
-                        Problem(str(path), 1, "keywords", f"{keyword!r} is already the keyword of {previous.name!r} ({previous.source}): pick another word")
-                    )
-                owners[(keyword, number)] = sequence
-        sequences[sequence.name] = sequence
+    problems.extend(library_problems(loaded))
     if problems:
         raise SequenceFileError(problems)
 
-    rules = [
-        KeywordRule(keyword=keyword, sequence_name=sequence.name, match=sequence.match, numbers=sequence.numbers)
-        for sequence in sequences.values()
-        for keyword in sequence.keywords
-    ]
+    sequences = {sequence.name: sequence for sequence in loaded}
+    rules = keyword_rules(loaded)
     logger.info("loaded %d sequences with %d keywords from %s", len(sequences), len(rules), folder)
     return SequenceLibrary(sequences=sequences, keywords=KeywordIndex(rules))
 
@@ -73,7 +57,7 @@ def get_library(folder: Path) -> SequenceLibrary:
     """Return the library for `folder`, reloading it when a file was added, removed or edited.
 
     A reload that fails keeps serving the last good library and logs the problems, so a bad edit
-    never takes live sequences down; `smsdrip check` shows the same problems before deploying.
+    never takes live sequences down. `smsdrip check` shows the same problems before deploying.
     """
     global _cache
     fingerprint = _fingerprint(folder)

@@ -3,6 +3,9 @@
 An enrollment's state is the id of the step it waits to send, or one of the terminal states below,
 which also name why it ended. Events are fired with `Event.trigger(model)`, so enrollments are never
 added to the machine and no per-enrollment machine or bound methods exist.
+
+An enrollment that ran to its end (completed, converted or lost) still acts on the reply words of
+the last step it sent, so a reply may move it back to a step or change why it ended.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class EndReason(str, enum.Enum):
 
 
 TERMINAL_STATES = frozenset(reason.value for reason in EndReason)
+# Ends reached by the sequence's own flow, after which the last step's reply words still apply.
+ANSWERABLE_END_STATES = frozenset({EndReason.COMPLETED.value, EndReason.CONVERTED.value, EndReason.LOST.value})
 ADVANCE = "advance"
 
 
@@ -51,12 +56,18 @@ class SequenceMachine:
         if clashes:
             raise ValueError(f"sequence {sequence.name!r}: step ids {sorted(clashes)} are reserved state names")
         transitions: list[dict[str, object]] = []
-        for current, following in zip(step_ids, step_ids[1:] + [EndReason.COMPLETED.value]):
-            transitions.append({"trigger": ADVANCE, "source": current, "dest": following})
         for step_id in step_ids:
-            transitions.append({"trigger": f"go_{step_id}", "source": step_ids, "dest": step_id})
+            # A step's own `next` or `end` decides what follows it; else the step listed after it.
+            transitions.append({"trigger": ADVANCE, "source": step_id, "dest": sequence.after_send(step_id)})
+        answerable = sorted(ANSWERABLE_END_STATES)
+        for step_id in step_ids:
+            transitions.append({"trigger": f"go_{step_id}", "source": step_ids + answerable, "dest": step_id})
         for reason in EndReason:
-            transitions.append({"trigger": f"end_{reason.value}", "source": step_ids, "dest": reason.value})
+            sources = list(step_ids)
+            if reason.value in ANSWERABLE_END_STATES:
+                # A reply may still change why a finished enrollment ended (completed -> converted).
+                sources += [state for state in answerable if state != reason.value]
+            transitions.append({"trigger": f"end_{reason.value}", "source": sources, "dest": reason.value})
         self.machine = Machine(
             model=None,
             states=step_ids + sorted(TERMINAL_STATES),
@@ -82,7 +93,12 @@ class SequenceMachine:
         return self._fire(ADVANCE, enrollment)
 
     def go_to(self, enrollment: StatefulEnrollment, step_id: str) -> str:
+        """Jump to `step_id` from any step, or reopen an enrollment that ran to its end."""
         return self._fire(f"go_{step_id}", enrollment)
+
+    def has_state(self, state: str) -> bool:
+        """Return whether `state` is a state of this machine; a step removed from the file is not."""
+        return state in self.machine.states
 
     def end(self, enrollment: StatefulEnrollment, reason: EndReason) -> str:
         return self._fire(f"end_{reason.value}", enrollment)

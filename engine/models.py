@@ -60,7 +60,13 @@ class Contact(Base):
     company: Mapped[str | None] = mapped_column(String(200))
     time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA name; None: derive from the number
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # custom fields from forms and imports
-    status: Mapped[str] = mapped_column(String(20), default="new")  # lead status
+    status: Mapped[str] = mapped_column(String(20), default="new")  # lead status, see engine.lead_status
+    source: Mapped[str | None] = mapped_column(String(100))  # how the lead first came in: sms, web_form, import, ...
+    owner: Mapped[str | None] = mapped_column(String(100), index=True)  # rep name from routing.yaml
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    score: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # sum of score_reasons points
+    # One entry per scoring rule that counted: {"rule", "points", "reason", "at"}; see engine.scoring.
+    score_reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -106,8 +112,8 @@ class Enrollment(Base):
 
 class SendKind(str, enum.Enum):
     STEP = "step"  # a sequence step; its text comes from the sequence file at send time
-    MANUAL = "manual"  # a person's message to the lead; `body` holds the text
-    BROADCAST = "broadcast"  # one message to a segment; `body` holds the text
+    MANUAL = "manual"  # a person's message to the lead, with its text in `body`
+    BROADCAST = "broadcast"  # one message to a segment, with its text in `body`
 
 
 class ScheduledSend(Base):
@@ -148,7 +154,7 @@ class Message(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
     send_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_sends.id"), unique=True)
-    reply_text: Mapped[str | None] = mapped_column(Text)  # inline answer to an inbound webhook, repeated to duplicates
+    reply_text: Mapped[str | None] = mapped_column(Text)  # TwiML reply text sent for an inbound webhook, repeated to duplicates
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -164,3 +170,104 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(String(100))  # "contact", "engine", "carrier", "rep:<name>", "api"
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ApiKey(Base):
+    """A key for the HTTP API; only its SHA-256 hash is stored, the key itself is shown once at creation."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        # A name is free again once its key is revoked.
+        Index("uq_api_keys_live_name", "name", unique=True, sqlite_where=text("revoked_at IS NULL"),
+              postgresql_where=text("revoked_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # first characters of the key, to tell keys apart in listings
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the whole key
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CaptureConsent(Base):
+    """Proof of consent given when a lead was captured by a web form, a CRM or an import."""
+
+    __tablename__ = "capture_consents"
+    __table_args__ = (Index("uq_capture_consents", "contact_id", "method", "given_at", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    method: Mapped[str] = mapped_column(String(40))  # web_form, paper_form, crm, ...
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the person consented, not when we stored it
+    proof: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # free-form: page URL, form text, IP, ...
+    recorded_by: Mapped[str] = mapped_column(String(100))  # actor, such as "api:website" or "import"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DoubleOptIn(Base):
+    """A confirmation text sent before enrolling a captured lead in a sequence with double opt-in."""
+
+    __tablename__ = "double_opt_ins"
+    __table_args__ = (
+        Index("uq_double_opt_ins_open", "contact_id", "sequence_name", unique=True,
+              sqlite_where=text("confirmed_at IS NULL"), postgresql_where=text("confirmed_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    sequence_name: Mapped[str] = mapped_column(String(100))
+    send_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_sends.id"))  # the confirmation request
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"))  # started by the confirmation
+
+
+class RoundRobinCursor(Base):
+    """How many leads a rep pool has handed out; the next rep is chosen from this count."""
+
+    __tablename__ = "round_robin_cursors"
+
+    pool: Mapped[str] = mapped_column(String(100), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # assignments so far; updated atomically
+
+
+class NotificationStatus(str, enum.Enum):
+    PENDING = "pending"  # waiting for a worker, or for a retry
+    CLAIMED = "claimed"  # a worker is delivering it
+    SENT = "sent"
+    FAILED = "failed"  # every attempt failed; `detail` contains the last error
+
+
+class RepNotification(Base):
+    """A message telling a rep about a lead assigned to them, by text or webhook."""
+
+    __tablename__ = "rep_notifications"
+    __table_args__ = (Index("ix_rep_notifications_status", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    rep: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(20))  # "text" or "webhook"
+    target: Mapped[str] = mapped_column(String(500))  # E.164 number or URL
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"text": ...} or the webhook JSON body
+    status: Mapped[str] = mapped_column(String(20), default=NotificationStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str | None] = mapped_column(Text)  # MessageSid, HTTP status or the last error
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # start of the latest attempt
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Broadcast(Base):
+    """One message to a segment of contacts; its sends carry the actor `broadcast:<id>`."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    segment: Mapped[str] = mapped_column(String(500))  # as given, such as "status=nurturing,tag=webinar"
+    text: Mapped[str] = mapped_column(Text)  # template, rendered per contact into each send's body
+    recipients: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,4 +1,4 @@
-"""Decisions about one outbound text: is it still wanted, what does it say, and what follows once it went."""
+"""Decisions about one outbound text: whether it is still wanted, its rendered text, and what follows once it went."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine.enrollment import advance_after_send
+from engine.enrollment import advance_after_send, end_enrollment
 from engine.library import SequenceLibrary
+from engine.machine import EndReason
 from engine.models import Contact, Direction, Enrollment, Message, ScheduledSend, SendKind, SendStatus
 from engine.templates import TemplateError, render
 from engine.timeline import record_event
@@ -30,7 +31,7 @@ class PreparedSend:
 
 
 def template_fields(contact: Contact, enrollment: Enrollment | None) -> dict[str, Any]:
-    """Values a template can use: the contact's standard and custom fields, plus the keyword that enrolled it."""
+    """Values a template can use: the contact's standard and custom fields, its owner's name, and the keyword that enrolled it."""
     return {
         **(contact.fields or {}),
         "first_name": contact.first_name,
@@ -38,6 +39,7 @@ def template_fields(contact: Contact, enrollment: Enrollment | None) -> dict[str
         "email": contact.email,
         "company": contact.company,
         "phone": contact.phone,
+        "owner_name": contact.owner,
         "keyword": enrollment.keyword if enrollment is not None else None,
     }
 
@@ -60,8 +62,11 @@ def prepare_claimed_send(session: Session, send: ScheduledSend, library: Sequenc
             logger.info("send %s cancelled: enrollment %s moved on to %s", send.id, enrollment.id, enrollment.state)
             return None
         if step is None:
+            # The enrollment waits on a step that was edited out of the file: nothing can follow it.
             _finish(send, SendStatus.CANCELLED, f"step {send.step_id} is not in sequence {enrollment.sequence_name} any more", now)
-            logger.info("send %s cancelled: step %s was removed from %s", send.id, send.step_id, enrollment.sequence_name)
+            end_enrollment(session, enrollment, sequence, EndReason.SEQUENCE_CHANGED, now, actor="engine")
+            logger.warning("send %s cancelled and enrollment %s ended: step %s was removed from %s",
+                           send.id, enrollment.id, send.step_id, enrollment.sequence_name)
             return None
         try:
             body = render(step.text, template_fields(contact, enrollment))

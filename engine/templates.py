@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from string import Formatter
 from typing import Any
 
 _formatter = Formatter()
+
+# Contact columns a template can name, plus the keyword that enrolled the contact; any other name is a
+# custom field from the contact's `fields`.
+STANDARD_FIELDS = ("first_name", "last_name", "email", "company", "phone", "keyword")
+# Fields every enrollment has: the number texted to, and the keyword for keyword enrollments. A
+# placeholder for any other field needs a default, because a contact may lack it.
+ALWAYS_KNOWN_FIELDS = frozenset({"phone", "keyword"})
+SAMPLE_PHONE = "+12125550123"
 
 
 class TemplateError(ValueError):
@@ -63,3 +72,36 @@ def render(template: str, fields: Mapping[str, Any]) -> str:
             value = placeholder.default
         parts.append(str(value))
     return "".join(parts)
+
+
+def template_problems(template: str) -> list[str]:
+    """Return what makes a template unsafe to send: bad braces, or a field that may be unknown and has no default."""
+    try:
+        found = placeholders(template)
+    except TemplateError as error:
+        return [str(error)]
+    problems: list[str] = []
+    for placeholder in found:
+        if placeholder.default is None and placeholder.field not in ALWAYS_KNOWN_FIELDS:
+            problems.append(
+                f"{{{placeholder.field}}} has no default and not every contact has {placeholder.field}:"
+                f" give it one, such as {{{placeholder.field}|there}}"
+            )
+    return problems
+
+
+def field_name_hints(template: str) -> list[str]:
+    """Return hints for field names that look like a misspelt standard field, such as {frist_name}."""
+    hints: list[str] = []
+    for placeholder in placeholders(template):
+        if placeholder.field in STANDARD_FIELDS:
+            continue
+        close = difflib.get_close_matches(placeholder.field, STANDARD_FIELDS, n=1, cutoff=0.75)
+        if close:
+            hints.append(f"{{{placeholder.field}}} is no standard field, so only a custom field of that name fills it: did you mean {{{close[0]}}}?")
+    return hints
+
+
+def render_sample(template: str, keyword: str) -> str:
+    """Render a template the way a contact with no optional fields would see it, for length estimates."""
+    return render(template, {"phone": SAMPLE_PHONE, "keyword": keyword})

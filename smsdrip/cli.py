@@ -19,14 +19,21 @@ logger = logging.getLogger(__name__)
 
 
 class SmsdripGroup(click.Group):
-    """Turns configuration errors into one readable line and exit code 2 instead of a traceback."""
+    """Turns start-up errors (settings, schema, sequence files) into a readable message and exit code 2."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        from engine.schema import SchemaOutOfDate
+        from engine.sequence_files import SequenceFileError
+
         try:
             return super().invoke(ctx)
         except ConfigError as error:
             click.echo(f"smsdrip: configuration error: {error}", err=True)
-            sys.exit(2)
+        except SchemaOutOfDate as error:
+            click.echo(f"smsdrip: {error}", err=True)
+        except SequenceFileError as error:
+            click.echo(f"smsdrip: invalid sequence files; fix these and start again:\n{error}", err=True)
+        sys.exit(2)
 
 
 @click.group(cls=SmsdripGroup)
@@ -126,6 +133,19 @@ def text(from_number: str, body: str, to_number: str | None, url: str | None) ->
     except URLError as error:
         click.echo(f"cannot reach {url}: {error.reason}. Is `smsdrip dev` or `smsdrip serve` running?", err=True)
         sys.exit(1)
+
+
+from smsdrip.authoring import apply_edits, check, simulate  # noqa: E402  (commands registered after the group exists)
+
+main.add_command(check)
+main.add_command(simulate)
+main.add_command(apply_edits)
+from smsdrip.leads_cli import apikey, broadcast, contacts, report  # noqa: E402 - registered after main is defined
+
+main.add_command(apikey)
+main.add_command(contacts)
+main.add_command(report)
+main.add_command(broadcast)
 
 
 if __name__ == "__main__":

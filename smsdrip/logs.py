@@ -22,6 +22,6 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # The twilio client logs each request's parameters (To, Body) at INFO: phone numbers must not reach the logs.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
-    # Per-transition and per-migration-plugin chatter says nothing an operator needs.
+    # Per-transition and per-migration log lines carry nothing an operator needs.
     logging.getLogger("transitions").setLevel(logging.WARNING)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime").setLevel(logging.WARNING)

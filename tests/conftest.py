@@ -34,6 +34,9 @@ from tests.twilio_api import TwilioApiServer
 from workers.connection import reset_redis
 from workers.transports import reset_transport
 
+# Fixtures for the lead tests (routing file, API client, webhook receiver, CLI runner).
+pytest_plugins = ["tests.lead_fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_REDIS_URL = os.environ.get("SMSDRIP_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 POSTGRES_URL = os.environ.get("SMSDRIP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

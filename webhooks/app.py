@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from engine.config import ConfigError, Settings, get_settings
 from engine.library import get_library
+from webhooks.api import api_routes
 from webhooks.forms import FormError
 from webhooks.health import health_routes
 from webhooks.twilio_routes import twilio_routes
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["SMSDRIP"] = settings
     app.register_blueprint(twilio_routes)
     app.register_blueprint(health_routes)
+    app.register_blueprint(api_routes)
 
     @app.errorhandler(FormError)
     def bad_form(error: FormError) -> Response:

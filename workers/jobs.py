@@ -96,8 +96,8 @@ def _record_rejection(prepared: PreparedSend, error: TwilioRestException) -> Non
 def enqueue_due_sends() -> int:
     """Periodic sweep: enqueue pending sends due within the horizon, and flag claims that never finished.
 
-    Redis may lose jobs (a flush, a restart without persistence); the rows are the truth, and job
-    ids derived from them make this safe to run often and from several schedulers.
+    Redis may lose jobs in a flush or a restart without persistence, but the rows are the truth. Job ids
+    derived from the rows make this safe to run often and from several schedulers.
     """
     now = _utcnow()
     flag_stuck_claims(now)
@@ -118,8 +118,8 @@ def enqueue_due_sends() -> int:
 def flag_stuck_claims(now: datetime) -> int:
     """Mark sends claimed long ago without an outcome as stuck, for a person to check.
 
-    The worker may have died after the carrier accepted the text, so resending could text twice;
-    a late text a person chose to send is better than a duplicate.
+    The worker may have died after the carrier accepted the text, so resending could text twice.
+    A late text that a person chose to send is better than a duplicate.
     """
     with session_scope() as session:
         stuck = session.scalars(

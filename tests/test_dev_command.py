@@ -1,0 +1,71 @@
+"""`smsdrip dev` and `smsdrip text` as a new user runs them: embedded defaults, console transport."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import urlopen
+
+from tests.conftest import REPO, wait_until
+
+SMSDRIP = [sys.executable, "-m", "smsdrip.cli"]
+CONFIG_VARIABLES = ("DATABASE_URL", "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER",
+                    "TWILIO_MESSAGING_SERVICE_SID", "SMSDRIP_TRANSPORT", "SMSDRIP_PUBLIC_URL", "SMSDRIP_SEQUENCES")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return response.status == 200
+    except (URLError, OSError):
+        return False
+
+
+def test_dev_then_text_logs_welcome(tmp_path: Path):
+    shutil.copytree(REPO / "sequences", tmp_path / "sequences")
+    env = {name: value for name, value in os.environ.items() if name not in CONFIG_VARIABLES}
+    port = _free_port()
+    log_path = tmp_path / "dev.log"
+    with open(log_path, "wb") as log:
+        dev = subprocess.Popen([*SMSDRIP, "dev", "--port", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: _healthy(port), timeout=60), log_path.read_text()
+
+        texted = subprocess.run([*SMSDRIP, "text", "+15550100001", "DEMO", "--url", f"http://127.0.0.1:{port}/twilio/sms"],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+        assert texted.returncode == 0, texted.stderr
+        assert texted.stdout.strip() == '200 <?xml version="1.0" encoding="UTF-8"?><Response />'
+
+        welcome = "Thanks for texting DEMO! We'll send a few tips over the next days. Reply STOP to opt out."
+        assert wait_until(lambda: welcome in log_path.read_text(), timeout=30), log_path.read_text()
+        output = log_path.read_text()
+        assert "console transport: text SM" in output
+        unmasked = [line for line in output.splitlines() if "+15550100001" in line and "Try: smsdrip text" not in line]
+        assert unmasked == []  # numbers are masked in logs; only the usage hint shows the example number
+        assert "*******0001" in output
+        assert (tmp_path / "smsdrip.db").exists()
+    finally:
+        dev.send_signal(signal.SIGINT)
+        dev.wait(timeout=30)
+    assert dev.returncode == 0, log_path.read_text()
+
+
+def test_text_without_server_says_what_to_do(tmp_path: Path):
+    shutil.copytree(REPO / "sequences", tmp_path / "sequences")
+    env = {name: value for name, value in os.environ.items() if name not in CONFIG_VARIABLES}
+    result = subprocess.run([*SMSDRIP, "text", "+15550100001", "DEMO", "--url", f"http://127.0.0.1:{_free_port()}/twilio/sms"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "Is `smsdrip dev` or `smsdrip serve` running?" in result.stderr
