@@ -37,13 +37,13 @@ def score_event(
     return _apply(session, contact, added, [], now, actor)
 
 
-def rescore_fields(session: Session, contact: Contact, routing: Routing, now: datetime, actor: str) -> int:
-    """Bring field rules in line with the lead's current fields; returns the change in score."""
+def rescore_fields(session: Session, contact: Contact, routing: Routing, now: datetime, actor: str, enrolled: set[str] | None = None) -> int:
+    """Bring field rules in line with the lead's current fields; returns the change in score (`enrolled`: see lead_facts)."""
     field_rules = [rule for rule in routing.score_rules if rule.event is None]
     if not field_rules:
         return 0
     counted = {reason["rule"] for reason in contact.score_reasons or []}
-    facts = lead_facts(session, contact)
+    facts = lead_facts(session, contact, enrolled=enrolled)
     added, removed = [], []
     for rule in field_rules:
         matches = conditions_match(rule.conditions, facts)
