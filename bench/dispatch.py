@@ -166,7 +166,7 @@ def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Na
     # Paced: sends due at a steady rate, moved to the queue by RQ's scheduler when due.
     paced_count = int(args.paced_rate * args.paced_seconds)
     now = utcnow()
-    start_at = now + timedelta(seconds=3 + paced_count / 2000)
+    start_at = now + timedelta(seconds=1 + paced_count / 1000)  # after the inserts and enqueues below
     due_times = spread(start_at, paced_count, args.paced_rate)
     paced_contacts = insert_contacts(first_contact + args.sends, paced_count, now)
     paced_ids = insert_step_sends(paced_contacts, due_times, now)
@@ -198,17 +198,17 @@ def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Na
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
-    parser.add_argument("--sends", type=int, help="sends per burst (default 10000, quick 300)")
-    parser.add_argument("--processes", type=int, help="worker processes (default 48, quick 16)")
+    parser.add_argument("--sends", type=int, help="sends per burst (default 10000, quick 150)")
+    parser.add_argument("--processes", type=int, help="worker processes (default 48, quick 12)")
     parser.add_argument("--worker-class", choices=["simple", "fork"], default="simple")
     parser.add_argument("--latencies", default="0,150", help="comma-separated API latencies in ms")
     parser.add_argument("--paced-rate", type=float, default=CAMPAIGN_MPS, help="sends per second in the paced phase")
-    parser.add_argument("--paced-seconds", type=float, help="length of the paced phase (default 20, quick 2)")
+    parser.add_argument("--paced-seconds", type=float, help="length of the paced phase (default 20, quick 0.5)")
     parser.add_argument("--mps", type=int, default=0, help="set SMSDRIP_MPS and check no second exceeds it (0: no limit)")
     args = parser.parse_args(argv)
-    args.sends = args.sends or (300 if args.quick else 10_000)
-    args.processes = args.processes or (16 if args.quick else 48)
-    args.paced_seconds = args.paced_seconds or (2 if args.quick else 20)
+    args.sends = args.sends or (150 if args.quick else 10_000)
+    args.processes = args.processes or (12 if args.quick else 48)
+    args.paced_seconds = args.paced_seconds or (0.5 if args.quick else 20)
     latencies = [float(value) for value in args.latencies.split(",")]
 
     report = Report("Dispatch", "python -m bench.dispatch " + " ".join(argv if argv is not None else sys.argv[1:]))

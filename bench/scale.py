@@ -73,11 +73,10 @@ def run_size(args: argparse.Namespace, future: int) -> dict[str, float]:
                                                                  ScheduledSend.due_at <= utcnow()))
             if left == 0:
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
         drained_at = time.time()
-        time.sleep(2.5)  # let each scheduler run at least once more with nothing due
-        for sweeper in sweepers:
-            environment.stop(sweeper)
+        time.sleep(1.2)  # let each scheduler run at least once more with nothing due (they run every second)
+        environment.stop_all(sweepers)
         stop.set()
         sampler.join()
 
@@ -88,8 +87,7 @@ def run_size(args: argparse.Namespace, future: int) -> dict[str, float]:
         received = api_messages(api_url)
         per_number = Counter(str(message["to"]) for message in received)
         times = sorted(float(message["received_at"]) for message in received)  # type: ignore[arg-type]
-        environment.stop(workers)
-        environment.stop(api)
+        environment.stop_all([workers, api])
         return {
             "future": future,
             "setup_seconds": setup_seconds,
@@ -110,12 +108,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--sizes", help="comma-separated numbers of future sends (default 10000,100000,1000000; quick 1000,10000)")
-    parser.add_argument("--due", type=int, help="sends due now (default 10000, quick 200)")
+    parser.add_argument("--due", type=int, help="sends due now (default 10000, quick 150)")
     parser.add_argument("--processes", type=int, help="worker processes (default 8, quick 4)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in (args.sizes or ("1000,10000" if args.quick else "10000,100000,1000000")).split(",")]
     args.processes = args.processes or (4 if args.quick else 8)
-    args.due = args.due or (200 if args.quick else 10_000)
+    args.due = args.due or (150 if args.quick else 10_000)
 
     report = Report("Scheduling scale", "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:]))
     results = [run_size(args, size) for size in sizes]

@@ -34,7 +34,7 @@ QUEUE_NAME = "smsdrip-bench"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/15"
 # Seconds a process gets to stop after SIGTERM. An RQ 3.0 worker on redis-py 8.2 can hang for up to 60 s
 # in its shutdown (its pub/sub thread waits for a message that never comes), so the rest is killed.
-STOP_TIMEOUT = 5.0
+STOP_TIMEOUT = 3.0
 # Five steps: the first goes out at once, the others days later, so a run sends one step per contact.
 BENCH_SEQUENCE = """\
 name: bench

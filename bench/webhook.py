@@ -86,12 +86,14 @@ def start_gunicorn(environment: BenchEnvironment, app: str, port: int, workers: 
         if process.poll() is not None:
             break
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            # The master listens before its workers have loaded the app; give them a moment.
-            time.sleep(1.0)
-            return process
+            # Any HTTP answer (404 here) means a worker has loaded the app; the master listens before that.
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(b"GET /bench-ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                if sock.recv(16).startswith(b"HTTP/"):
+                    return process
         except OSError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise RuntimeError(f"gunicorn {app} did not start:\n{environment.log_path(name).read_text(errors='replace')[-3000:]}")
 
 
@@ -110,7 +112,7 @@ def ok_count(result: dict[str, object]) -> int:
 def measure(report: Report, label: str, plans: Plans, make_plan, args: argparse.Namespace, baseline: dict[str, float] | None) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Closed-loop maximum, then open-loop at 70% of it; add the figures and return the closed-loop result."""
     concurrency = 4 * args.web_workers
-    load(make_plan(100), "closed", 0.5, concurrency)  # warm-up: imports, connection pools, caches
+    load(make_plan(100), "closed", min(0.5, args.duration / 2), concurrency)  # warm-up: imports, connection pools, caches
     closed = load(make_plan(int(MAX_RATE_GUESS * args.duration)), "closed", args.duration, concurrency)
     rate = LOAD_FRACTION * float(closed["rps"])  # type: ignore[arg-type]
     opened = load(make_plan(int(rate * args.duration) + 10), "open", args.duration, 64, rate)
@@ -142,9 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--web-workers", type=int, default=1, help="gunicorn sync workers, one web core each (default 1)")
-    parser.add_argument("--duration", type=float, help="seconds per load run (default 10, quick 1)")
+    parser.add_argument("--duration", type=float, help="seconds per load run (default 10, quick 0.75)")
     args = parser.parse_args(argv)
-    args.duration = args.duration or (1.0 if args.quick else 10.0)
+    args.duration = args.duration or (0.75 if args.quick else 10.0)
 
     report = Report("Inbound webhook", "python -m bench.webhook " + " ".join(argv if argv is not None else sys.argv[1:]))
     port = free_port()
