@@ -50,7 +50,7 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
         logger.info("inbound %s is a duplicate; answering as before", message.sid)
         return InboundOutcome(reply=previous.reply_text, duplicate=True, contact_id=previous.contact_id)
 
-    contact, _created = find_or_create_contact(session, message.from_number, source="sms")
+    contact, created = find_or_create_contact(session, message.from_number, source="sms")
     record = Message(
         contact_id=contact.id,
         direction=Direction.INBOUND.value,
@@ -76,7 +76,7 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
     if rule is not None:
         sequence = library.get(rule.sequence_name)
         assert sequence is not None
-        started = enroll(session, contact, sequence, rule.keyword, now)
+        started = enroll(session, contact, sequence, rule.keyword, now, new_contact=created)
         if started is not None:
             enrollment, send = started
             record.enrollment_id = enrollment.id
