@@ -84,8 +84,8 @@ def _create_database(url: str) -> None:
 
     parsed = urlparse(url)
     name = parsed.path.lstrip("/")
-    if not name.startswith("bench"):
-        raise SystemExit(f"--postgres-url names database {name!r}: use one named bench_*, which this benchmark may create")
+    if not name.startswith(("bench", "test")):
+        raise SystemExit(f"--postgres-url names database {name!r}: use one named bench_* or test_*, which this benchmark may create")
     with psycopg.connect(urlunparse(parsed._replace(path="/postgres")), autocommit=True) as connection:
         if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
             connection.execute(f'CREATE DATABASE "{name}"')
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="0.25 s per measurement instead of 3 s")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-                        help=f"PostgreSQL database named bench_* (created if missing); default {DEFAULT_POSTGRES_URL} or BENCH_POSTGRES_URL")
+                        help=f"PostgreSQL database named bench_* or test_* (created if missing); default {DEFAULT_POSTGRES_URL} or BENCH_POSTGRES_URL")
     parser.add_argument("--folder", type=Path, default=Path.cwd(), help="where the SQLite files go (default: the current folder's disk)")
     args = parser.parse_args(argv)
     seconds = 0.25 if args.quick else 3.0
