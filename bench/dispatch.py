@@ -90,7 +90,7 @@ def api_messages(api_url: str) -> list[dict[str, object]]:
 
 
 def max_per_second(times: Sequence[float]) -> int:
-    """The most texts received within any one-second window."""
+    """Return the maximum number of texts received within any one-second window."""
     ordered, best, low = sorted(times), 0, 0
     for high, moment in enumerate(ordered):
         while moment - ordered[low] >= 1.0:

