@@ -84,10 +84,12 @@ def note_reply(session: Session, contact: Contact, body: str, now: datetime, lib
     qualify_by_score(session, contact, routing, now, "contact", library)
 
 
-def note_keyword(session: Session, contact: Contact, keyword: str, now: datetime, library: SequenceLibrary) -> None:
-    """Score a keyword the lead texted."""
+def note_keyword(
+    session: Session, contact: Contact, keyword: str, now: datetime, library: SequenceLibrary, enrolled: set[str] | None = None
+) -> None:
+    """Score a keyword the lead texted (`enrolled`: the lead's sequences when the caller knows them, see lead_facts)."""
     routing = current_routing()
-    score_event(session, contact, routing, "keyword", now, "contact", keyword=keyword)
+    score_event(session, contact, routing, "keyword", now, "contact", keyword=keyword, enrolled=enrolled)
     qualify_by_score(session, contact, routing, now, "contact", library)
 
 
