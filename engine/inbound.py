@@ -83,7 +83,9 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
             outcome.sends.append(send)
         logger.info("inbound %s from contact %s (%s) matched keyword %s", message.sid, contact.id, mask(message.from_number), rule.keyword)
         # A contact created by this text is in no sequence but the one it just started.
-        enrolled = ({sequence.name} if started is not None else set()) if created else None
+        enrolled: set[str] | None = None
+        if created:
+            enrolled = {sequence.name} if started is not None else set()
         note_keyword(session, contact, rule.keyword, now, library, enrolled=enrolled)
     elif (confirmed := confirm_double_opt_in(session, contact, record, library, now)) is not None:
         outcome.sends.extend(confirmed)

@@ -27,7 +27,7 @@ def score_event(
 ) -> int:
     """Count the event rules that `event` (with `keyword` for keyword events) triggers; returns the change in score.
 
-    `enrolled`: the sequences the lead was ever enrolled in, when the caller knows them (see lead_facts).
+    `enrolled` gives the sequences the lead was ever enrolled in when the caller knows them (see lead_facts).
     """
     counted = {reason["rule"] for reason in contact.score_reasons or []}
     candidates = [
