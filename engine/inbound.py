@@ -11,9 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.contacts import find_or_create_contact
-from engine.enrollment import enroll
 from engine.library import SequenceLibrary
-from engine.lifecycle import note_keyword, note_reply
+from engine.lifecycle import note_keyword, note_reply, start_sequence
 from engine.models import Direction, Message, ScheduledSend
 from engine.optin import confirm_double_opt_in
 from engine.phones import mask
@@ -76,7 +75,7 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
     if rule is not None:
         sequence = library.get(rule.sequence_name)
         assert sequence is not None
-        started = enroll(session, contact, sequence, rule.keyword, now)
+        started = start_sequence(session, contact, sequence, rule.keyword, now, "contact", library)
         if started is not None:
             enrollment, send = started
             record.enrollment_id = enrollment.id

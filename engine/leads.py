@@ -16,10 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.contacts import find_or_create_contact
-from engine.enrollment import enroll
 from engine.lead_status import UnknownStatus, parse_status
 from engine.library import SequenceLibrary
-from engine.lifecycle import change_status, qualify_by_score
+from engine.lifecycle import change_status, qualify_by_score, start_sequence
 from engine.models import CaptureConsent, Contact, DoubleOptIn, Enrollment, ScheduledSend
 from engine.optin import request_double_opt_in, requires_double_opt_in
 from engine.phones import InvalidPhoneNumber, to_e164
@@ -305,7 +304,7 @@ def _start_sequence(session: Session, result: CaptureResult, now: datetime, acto
             result.sends.append(send)
             result.not_enrolled = "waiting for the lead to reply YES"
         return
-    started = enroll(session, contact, sequence, None, now, actor=actor)
+    started = start_sequence(session, contact, sequence, None, now, actor, library)
     if started is None:
         result.not_enrolled = "already in this sequence"
         return

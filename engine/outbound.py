@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from engine.enrollment import advance_after_send, end_enrollment
 from engine.library import SequenceLibrary
+from engine.lifecycle import note_contacted
 from engine.machine import EndReason
 from engine.models import Contact, Direction, Enrollment, Message, ScheduledSend, SendKind, SendStatus
 from engine.templates import TemplateError, render
@@ -100,6 +101,7 @@ def record_sent(
     session.flush()
     record_event(session, prepared.contact_id, "message.out", send.actor, message_id=message.id, sid=sid, send_id=send.id, step=send.step_id)
     logger.info("send %s went out as %s (contact %s, enrollment %s, step %s)", send.id, sid, prepared.contact_id, send.enrollment_id, send.step_id)
+    note_contacted(session, session.get_one(Contact, prepared.contact_id), now, send.actor, library)
 
     if send.kind != SendKind.STEP.value or prepared.enrollment_id is None:
         return None

@@ -133,7 +133,7 @@ def sequences_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def smsdrip_env(
     monkeypatch: pytest.MonkeyPatch, database_url: str, redis_client: redis.Redis, redis_url: str,
-    twilio_api: TwilioApiServer, sequences_dir: Path,
+    twilio_api: TwilioApiServer, sequences_dir: Path, tmp_path: Path,
 ) -> Iterator[dict[str, str]]:
     """Environment for a full smsdrip: migrated database, clean Redis, Twilio transport to the local API."""
     env = {
@@ -150,6 +150,8 @@ def smsdrip_env(
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    # Out of the repository, so the shipped routing.yaml applies only to tests that ask for it.
+    monkeypatch.chdir(tmp_path)
     _reset_process_caches()
     upgrade_database()
     yield env
