@@ -62,6 +62,12 @@ class Contact(Base):
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # custom fields from forms and imports
     status: Mapped[str] = mapped_column(String(20), default="new")  # lead status
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    opt_out_source: Mapped[str | None] = mapped_column(String(100))  # "sms:STOP", "carrier:21610", "api:<source>"
+    opted_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # latest opt-in; see consent_records for all
+    opt_in_source: Mapped[str | None] = mapped_column(String(100))  # "sms:DEMO", "sms:START", "api:<source>"
+    # Consecutive failed deliveries with a carrier code that points at the number; a delivery resets it.
+    delivery_failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    undeliverable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -70,6 +76,10 @@ class Contact(Base):
     @property
     def opted_out(self) -> bool:
         return self.opted_out_at is not None
+
+    @property
+    def undeliverable(self) -> bool:
+        return self.undeliverable_at is not None
 
 
 class Enrollment(Base):
@@ -151,6 +161,26 @@ class Message(Base):
     reply_text: Mapped[str | None] = mapped_column(Text)  # inline answer to an inbound webhook, repeated to duplicates
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ConsentAction(str, enum.Enum):
+    OPT_IN = "opt_in"
+    OPT_OUT = "opt_out"
+
+
+class ConsentRecord(Base):
+    """One opt-in or opt-out of a contact: how, when and through what, kept as proof of consent."""
+
+    __tablename__ = "consent_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    action: Mapped[str] = mapped_column(String(10))  # ConsentAction
+    method: Mapped[str] = mapped_column(String(20))  # "sms" (a text from the contact), "api", "carrier"
+    keyword: Mapped[str | None] = mapped_column(String(100))  # normalised word texted: DEMO, STOP, START...
+    message_sid: Mapped[str | None] = mapped_column(String(64))  # inbound MessageSid, or the failed send's for carrier
+    source: Mapped[str | None] = mapped_column(String(200))  # API caller's source ("web form"), or carrier error code
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Event(Base):
