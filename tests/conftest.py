@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlencode
+from urllib.request import Request, urlopen
 
 import pytest
 import redis
@@ -41,6 +45,8 @@ ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token"
 OUR_NUMBER = "+15550100000"
 PUBLIC_URL = "http://smsdrip.test"
+# Loopback ports tests may give the servers they start.
+WEB_PORTS = range(18400, 18500)
 
 
 def _local_redis_answers() -> bool:
@@ -144,6 +150,9 @@ def smsdrip_env(
         "SMSDRIP_SEQUENCES": str(sequences_dir),
         "SMSDRIP_TRANSPORT": "twilio",
         "SMSDRIP_QUEUE": "smsdrip-test",
+        # Fast enough that spacing sends never slows a test down; the throttle tests set their own rate.
+        "SMSDRIP_MPS": "1000",
+        "SMSDRIP_BRAND_NAME": "Acme Test",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -198,6 +207,15 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def kill_hard(self) -> None:
+        """SIGKILL the worker and its work horse (RQ runs each job in a forked child in its own process group)."""
+        for pid in [*child_pids(self.process.pid), self.process.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -226,6 +244,98 @@ def start_worker(smsdrip_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     yield start
     for worker in started:
         worker.stop()
+
+
+def child_pids(pid: int) -> list[int]:
+    """Return the ids of the processes whose parent is `pid`, read from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Field 4 is the parent id; field 2, the command name in brackets, may hold spaces.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+def _free_port() -> int:
+    for port in WEB_PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {WEB_PORTS.start}-{WEB_PORTS.stop - 1}")
+
+
+@dataclass
+class WebServer:
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def post(self, path: str, params: dict[str, str], token: str = AUTH_TOKEN) -> tuple[int, str]:
+        """POST a signed form as Twilio does; returns the HTTP status and body."""
+        signature = RequestValidator(token).compute_signature(self.url + path, params)
+        request = Request(self.url + path, data=urlencode(params).encode(), headers={"X-Twilio-Signature": signature})
+        try:
+            with urlopen(request, timeout=60) as response:
+                return response.status, response.read().decode()
+        except HTTPError as error:
+            return error.code, error.read().decode()
+
+
+@pytest.fixture
+def web_server(smsdrip_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """Start `smsdrip serve` (gunicorn) on a loopback port; workers started after it send status callbacks to it.
+
+    Call it with the number of gunicorn worker processes.
+    """
+    started: list[WebServer] = []
+
+    def start(web_workers: int = 3) -> WebServer:
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        smsdrip_env["SMSDRIP_PUBLIC_URL"] = url
+        monkeypatch.setenv("SMSDRIP_PUBLIC_URL", url)
+        _reset_process_caches()
+        log_path = tmp_path / f"web-{port}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "smsdrip.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(web_workers)],
+                env={**os.environ, **smsdrip_env}, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+            )
+        server = WebServer(process, url, log_path)
+        started.append(server)
+        if not wait_until(lambda: _answers(url + "/healthz"), timeout=30):
+            raise RuntimeError(f"smsdrip serve did not start:\n{server.log()}")
+        return server
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+            try:
+                server.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except (URLError, OSError):
+        return False
 
 
 def wait_until(condition: Any, timeout: float = 20.0, interval: float = 0.05) -> bool:
