@@ -22,7 +22,7 @@ from engine.timeline import record_event
 from workers.connection import get_redis
 from workers.queue import ENQUEUE_HORIZON, enqueue_send
 from workers.throttle import SendRateLimiter
-from workers.transports import SendResult, get_transport
+from workers.transports import SendResult, Transport, get_transport
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ def send_scheduled(send_id: int) -> str | Retry:
     if prepared is None:
         return "skipped"
 
+    # Built before the slot is reserved, so the call starts right when the slot does.
+    transport = get_transport(settings)
     limiter = SendRateLimiter(get_redis(), settings.sender, settings.mps, MAX_SLOT_WAIT)
     wait = limiter.reserve()
     if wait is None:
@@ -79,7 +81,7 @@ def send_scheduled(send_id: int) -> str | Retry:
                 return "cancelled"
 
     try:
-        result = _call_carrier(settings, prepared)
+        result = _call_carrier(transport, prepared)
     except TransientSendError as error:
         return _retry_or_fail(settings, prepared, error)
     except TwilioRestException as error:
@@ -99,10 +101,10 @@ def send_scheduled(send_id: int) -> str | Retry:
     return "sent"
 
 
-def _call_carrier(settings: Settings, prepared: PreparedSend) -> SendResult:
+def _call_carrier(transport: Transport, prepared: PreparedSend) -> SendResult:
     """Call the transport, turning the errors after which the text surely did not go out into TransientSendError."""
     try:
-        return get_transport(settings).send(prepared.to, prepared.body)
+        return transport.send(prepared.to, prepared.body)
     except TwilioRestException as error:
         if error.status == 429 or error.status >= 500:
             raise TransientSendError(f"HTTP {error.status}, Twilio error {error.code}", error.status, error.code) from None
