@@ -226,16 +226,14 @@ class WorkerProcess:
                 self.process.wait()
 
 
-@pytest.fixture
-def start_worker(smsdrip_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
-    """Start real `smsdrip worker` processes (with RQ's scheduler) on the test environment."""
+def _process_starter(smsdrip_env: dict[str, str], tmp_path: Path, command: str) -> Iterator[Any]:
     started: list[WorkerProcess] = []
 
     def start(*args: str) -> WorkerProcess:
-        log_path = tmp_path / f"worker-{len(started)}.log"
+        log_path = tmp_path / f"{command}-{len(started)}.log"
         env = {**os.environ, **smsdrip_env}
         with open(log_path, "wb") as log:
-            process = subprocess.Popen([sys.executable, "-m", "smsdrip.cli", "worker", *args], env=env, stdout=log,
+            process = subprocess.Popen([sys.executable, "-m", "smsdrip.cli", command, *args], env=env, stdout=log,
                                        stderr=subprocess.STDOUT, cwd=tmp_path)
         worker = WorkerProcess(process, log_path)
         started.append(worker)
@@ -244,6 +242,18 @@ def start_worker(smsdrip_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_worker(smsdrip_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    """Start real `smsdrip worker` processes (with RQ's scheduler) on the test environment."""
+    yield from _process_starter(smsdrip_env, tmp_path, "worker")
+
+
+@pytest.fixture
+def start_cron(smsdrip_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    """Start real `smsdrip cron` processes (RQ's cron scheduler running the periodic sweep)."""
+    yield from _process_starter(smsdrip_env, tmp_path, "cron")
 
 
 def child_pids(pid: int) -> list[int]:
