@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from engine.compliance import opt_out, stop_all_texts
 from engine.library import SequenceLibrary
 from engine.machine import EndReason
-from engine.models import Contact, Direction, Message
+from engine.models import Contact, Direction, EarlyStatus, Message
 from engine.timeline import record_event
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ DELIVERED_STATUSES = frozenset({"delivered", "read"})
 UNDELIVERABLE_CODES = frozenset({30003, 30004, 30005, 30006, 30007, 30008, 21211, 21614})
 # Twilio error 21610: the recipient texted STOP to this sender, so the carrier refuses to text them.
 UNSUBSCRIBED_CODE = 21610
+# Early status callbacks older than this never matched a text of ours and are purged.
+EARLY_STATUS_TTL = timedelta(days=1)
 
 
 def should_replace(current: str | None, new: str) -> bool:
@@ -47,20 +49,63 @@ def should_replace(current: str | None, new: str) -> bool:
 def apply_status(
     session: Session, sid: str, status: str, error_code: int | None, library: SequenceLibrary, now: datetime, undeliverable_after: int
 ) -> Message | None:
-    """Update the outbound message `sid` from a status callback; returns it, or None when we never sent it.
+    """Update the outbound message `sid` from a status callback; returns it, or None when it is not recorded (yet).
 
-    The row is locked (on PostgreSQL; SQLite transactions take the write lock up front), so callbacks
-    for one message that arrive at once are applied one after the other. A failure counts towards
-    the number being undeliverable once per message: only the callback that moves it into a failed
-    state counts.
+    The carrier may call back before the worker committed the message; such a callback is kept as
+    an EarlyStatus and applied by apply_early_statuses when the message is recorded.
     """
-    message = session.scalar(
+    message = _locked_message(session, sid)
+    if message is None:
+        # Under the per-MessageSid lock, either the worker's commit is visible now or the worker
+        # will find the EarlyStatus row once this transaction commits.
+        _lock_sid(session, sid)
+        message = _locked_message(session, sid)
+    if message is None:
+        session.add(EarlyStatus(sid=sid, status=status[:40], error_code=error_code, received_at=now))
+        logger.info("status %s for MessageSid %s arrived before its message was recorded; kept until it is", status, sid)
+        return None
+    _apply(session, message, status, error_code, library, now, undeliverable_after)
+    return message
+
+
+def apply_early_statuses(session: Session, message: Message, library: SequenceLibrary, now: datetime, undeliverable_after: int) -> int:
+    """Apply the status callbacks that arrived for `message` before it was recorded; returns how many there were."""
+    assert message.sid is not None
+    _lock_sid(session, message.sid)
+    early = session.execute(
+        delete(EarlyStatus).where(EarlyStatus.sid == message.sid).returning(EarlyStatus.id, EarlyStatus.status, EarlyStatus.error_code)
+    ).all()
+    for _id, status, error_code in sorted(early):
+        _apply(session, message, status, error_code, library, now, undeliverable_after)
+    return len(early)
+
+
+def purge_early_statuses(session: Session, now: datetime) -> int:
+    """Delete early status callbacks that never matched a text of ours (texts sent outside smsdrip)."""
+    result = session.execute(delete(EarlyStatus).where(EarlyStatus.received_at < now - EARLY_STATUS_TTL))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _locked_message(session: Session, sid: str) -> Message | None:
+    # FOR UPDATE (PostgreSQL; SQLite transactions take the write lock at BEGIN) applies callbacks for
+    # one message that arrive at once one after the other.
+    return session.scalar(
         select(Message).where(Message.sid == sid, Message.direction == Direction.OUTBOUND.value).with_for_update()
     )
-    if message is None:
-        logger.warning("status %s for unknown MessageSid %s ignored", status, sid)
-        return None
 
+
+def _lock_sid(session: Session, sid: str) -> None:
+    """Serialise a status callback and the worker recording its message; a no-op on SQLite, whose writers take turns."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:sid))"), {"sid": sid})
+
+
+def _apply(
+    session: Session, message: Message, status: str, error_code: int | None, library: SequenceLibrary, now: datetime, undeliverable_after: int
+) -> None:
+    """Apply one callback to the message. A failure counts towards the number being undeliverable once
+    per message: only the callback that moves it into a failed state counts."""
+    sid = message.sid
     changed = False
     if status not in STATUS_RANK and status not in FINAL_STATUSES:
         logger.warning("message %s: unknown MessageStatus %r recorded on the timeline; stored status stays %s", sid, status, message.status)
@@ -78,7 +123,6 @@ def apply_status(
         apply_carrier_error(session, message.contact_id, error_code, library, now, undeliverable_after, sid=sid)
     elif changed and status in DELIVERED_STATUSES:
         reset_delivery_failures(session, message.contact_id)
-    return message
 
 
 def apply_carrier_error(

@@ -163,6 +163,22 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class EarlyStatus(Base):
+    """A status callback that arrived before the worker recorded its message; applied when the message is recorded.
+
+    The carrier can call back within milliseconds of accepting a text, before the worker's commit.
+    Rows that never match (texts sent outside smsdrip) are purged by the periodic sweep.
+    """
+
+    __tablename__ = "early_statuses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid: Mapped[str] = mapped_column(String(64), index=True)  # MessageSid
+    status: Mapped[str] = mapped_column(String(40))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class ConsentAction(str, enum.Enum):
     OPT_IN = "opt_in"
     OPT_OUT = "opt_out"

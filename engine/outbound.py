@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.compliance import send_blocker
-from engine.delivery import apply_carrier_error
+from engine.config import get_settings
+from engine.delivery import apply_carrier_error, apply_early_statuses
 from engine.enrollment import advance_after_send
 from engine.library import SequenceLibrary
 from engine.models import Contact, Direction, Enrollment, Message, ScheduledSend, SendKind, SendStatus
@@ -159,6 +160,7 @@ def record_sent(
     session.flush()
     record_event(session, prepared.contact_id, "message.out", send.actor, message_id=message.id, sid=sid, send_id=send.id, step=send.step_id)
     logger.info("send %s went out as %s (contact %s, enrollment %s, step %s)", send.id, sid, prepared.contact_id, send.enrollment_id, send.step_id)
+    apply_early_statuses(session, message, library, now, get_settings().undeliverable_after)
 
     return _advance_step(session, send, prepared, library, now)
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from engine.config import reset_settings
 from engine.db import session_scope
-from engine.models import Contact, Enrollment, Event, Message, ScheduledSend
+from engine.models import Contact, EarlyStatus, Enrollment, Event, Message, ScheduledSend
 from tests.conftest import ACCOUNT_SID, inbound_params, signed_post, wait_until
-from workers.jobs import send_scheduled
+from workers.jobs import enqueue_due_sends, send_scheduled
 
 
 def _send_welcome(client, phone: str) -> str:  # type: ignore[no-untyped-def]
@@ -97,11 +99,13 @@ def test_error_code_stored_on_message(client, twilio_api):
     assert (message.status, message.error_code) == ("undelivered", 30005)
 
 
-def test_callback_for_unknown_sid_ignored(client):
+def test_callback_for_unknown_sid_kept(client):
     response = _callback(client, "SM" + "f" * 32, "delivered")
     assert response.status_code == 204
     with session_scope() as session:
         assert session.scalars(select(Message)).all() == []
+        early = session.scalars(select(EarlyStatus)).one()
+    assert (early.sid, early.status) == ("SM" + "f" * 32, "delivered")
 
 
 def _undeliverable_after(monkeypatch, count: int):  # type: ignore[no-untyped-def]
@@ -254,3 +258,41 @@ def test_transient_errors_limited_retries(client, start_worker, twilio_api, smsd
 def _welcome_status() -> str | None:
     with session_scope() as session:
         return session.scalar(select(ScheduledSend.status).where(ScheduledSend.step_id == "welcome"))
+
+
+def test_callback_before_commit_applied_later(client, twilio_api):
+    """The carrier can call back before the worker recorded the message: the status is kept and applied then."""
+    phone = "+15550500013"
+    signed_post(client, "/twilio/sms", inbound_params(phone, "DEMO"))
+    with session_scope() as session:
+        send_id = session.scalars(select(ScheduledSend.id)).one()
+    twilio_api.hold("after_accept")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        result = pool.submit(send_scheduled, send_id)
+        assert twilio_api.wait_held(1)
+        sid = twilio_api.messages[0].sid
+        assert _callback(client, sid, "sent").status_code == 204
+        assert _callback(client, sid, "undelivered", error_code=30003).status_code == 204
+        with session_scope() as session:
+            assert session.scalars(select(Message).where(Message.sid == sid)).all() == []
+            assert len(session.scalars(select(EarlyStatus)).all()) == 2
+        twilio_api.release()
+        assert result.result(timeout=20) == "sent"
+
+    message = _message(sid)
+    assert (message.status, message.error_code) == ("undelivered", 30003)
+    assert _contact(phone).delivery_failures == 1
+    with session_scope() as session:
+        assert session.scalars(select(EarlyStatus)).all() == []
+
+
+def test_sweep_purges_unmatched_early_statuses(client):
+    _callback(client, "SM" + "e" * 32, "delivered")
+    with session_scope() as session:
+        received_at = session.scalars(select(EarlyStatus.received_at)).one()
+    enqueue_due_sends(now=received_at + timedelta(hours=1))
+    with session_scope() as session:
+        assert len(session.scalars(select(EarlyStatus)).all()) == 1
+    enqueue_due_sends(now=received_at + timedelta(days=1, seconds=1))
+    with session_scope() as session:
+        assert session.scalars(select(EarlyStatus)).all() == []

@@ -14,6 +14,7 @@ from urllib3.exceptions import NewConnectionError
 
 from engine.config import Settings, get_settings
 from engine.db import session_scope
+from engine.delivery import purge_early_statuses
 from engine.library import get_library
 from engine.models import ScheduledSend, SendStatus
 from engine.outbound import PreparedSend, prepare_claimed_send, record_failed, record_sent, still_wanted
@@ -204,6 +205,7 @@ def enqueue_due_sends(now: datetime | None = None) -> int:
     now = now or _utcnow()
     flag_stuck_claims(now)
     with session_scope() as session:
+        purge_early_statuses(session, now)
         rows = session.execute(
             select(ScheduledSend.id, ScheduledSend.due_at)
             .where(ScheduledSend.status == SendStatus.PENDING.value, ScheduledSend.due_at <= now + ENQUEUE_HORIZON)

@@ -1,8 +1,8 @@
-"""compliance and delivery: consent records, opt-in/opt-out sources, undeliverable numbers
+"""compliance and delivery: consent records, opt-in/opt-out sources, undeliverable numbers, early status callbacks
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-12-04 20:09:44.308486
+Create Date: 2026-12-04 20:23:23.980173
 """
 from alembic import op
 import sqlalchemy as sa
@@ -16,6 +16,18 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('early_statuses',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('sid', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=40), nullable=False),
+    sa.Column('error_code', sa.Integer(), nullable=True),
+    sa.Column('received_at', engine.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('early_statuses', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_early_statuses_received_at'), ['received_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_early_statuses_sid'), ['sid'], unique=False)
+
     op.create_table('consent_records',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('contact_id', sa.Integer(), nullable=False),
@@ -51,3 +63,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_consent_records_contact_id'))
 
     op.drop_table('consent_records')
+    with op.batch_alter_table('early_statuses', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_early_statuses_sid'))
+        batch_op.drop_index(batch_op.f('ix_early_statuses_received_at'))
+
+    op.drop_table('early_statuses')
