@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from tests.conftest import inbound_params, signed_post, wait_until
@@ -54,3 +56,20 @@ def test_limiter_separates_senders(redis_client: redis.Redis):
     second = SendRateLimiter(redis_client, "MG" + "0" * 32, mps=1, max_wait=5)
     assert first.reserve() == 0
     assert second.reserve() == 0
+
+
+def test_start_call_spaces_calls(redis_client: redis.Redis):
+    limiter = SendRateLimiter(redis_client, "+15550100000", mps=10, max_wait=1.0)
+    first, second = limiter.start_call(), limiter.start_call()
+    assert first == 0
+    assert second is not None and 0.09 <= second <= 0.1
+
+
+def test_late_call_pushes_next_slot(redis_client: redis.Redis):
+    """A call that starts late (a slow database check after waking up) moves the slots after it."""
+    limiter = SendRateLimiter(redis_client, "+15550100000", mps=10, max_wait=1.0)
+    assert limiter.reserve() == 0
+    time.sleep(0.05)
+    assert limiter.start_call() == 0
+    wait = limiter.reserve()
+    assert wait is not None and 0.09 <= wait <= 0.1  # 0.1 s after the late call, not after the slot

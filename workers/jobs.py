@@ -71,15 +71,17 @@ def send_scheduled(send_id: int) -> str | Retry:
     limiter = SendRateLimiter(get_redis(), settings.sender, settings.mps, MAX_SLOT_WAIT)
     wait = limiter.reserve()
     if wait is None:
-        _release_claim(send_id, f"no send slot within {MAX_SLOT_WAIT:g} s at {settings.mps:g} messages per second")
-        logger.info("send %s deferred: sender busy for more than %g s; the sweep enqueues it again", send_id, MAX_SLOT_WAIT)
-        return "deferred"
+        return _defer(send_id, settings)
     if wait > 0:
         time.sleep(wait)
         # The contact may have texted STOP, or replied, while this job waited for its slot.
         with session_scope() as session:
             if not still_wanted(session, prepared, _utcnow()):
                 return "cancelled"
+    call_wait = limiter.start_call()
+    if call_wait is None:
+        return _defer(send_id, settings)
+    time.sleep(call_wait)
 
     try:
         result = _call_carrier(transport, prepared)
@@ -100,6 +102,12 @@ def send_scheduled(send_id: int) -> str | Retry:
     if next_send is not None:
         enqueue_send(next_send.id, next_send.due_at)
     return "sent"
+
+
+def _defer(send_id: int, settings: Settings) -> str:
+    _release_claim(send_id, f"no send slot within {MAX_SLOT_WAIT:g} s at {settings.mps:g} messages per second")
+    logger.info("send %s deferred: sender busy for more than %g s; the sweep enqueues it again", send_id, MAX_SLOT_WAIT)
+    return "deferred"
 
 
 def _call_carrier(transport: Transport, prepared: PreparedSend) -> SendResult:

@@ -1,17 +1,24 @@
 """The send rate per sender number or Messaging Service (SMSDRIP_MPS), shared by every worker process through Redis.
 
-Each call to the Messages API first reserves a start time in Redis: the later of now and the
-previous reservation plus 1/MPS seconds. A Lua script does the read and the write in one step
-on Redis's clock, so calls from all workers on all hosts start at least 1/MPS seconds apart, and
-no half-open window of one second holds more than ceil(MPS) calls.
+Two Lua scripts, each a read and a write in one step on Redis's clock, space the calls to the
+Messages API from all workers on all hosts:
+
+- `reserve` hands a send job a slot when it starts: the later of now and the previous slot plus
+  1/MPS seconds. Jobs sleep until their slot, so the waiting happens before any work, and a slot
+  further away than `max_wait` is refused so the job can give its send back to the sweep.
+- `start_call` runs right before the HTTP request, after any database check made on waking up:
+  the call starts at the later of now and the previous call's start plus 1/MPS seconds.
+
+So call starts for one sender are at least 1/MPS seconds apart, and no half-open window of one
+second holds more than ceil(MPS) of them, whatever the database checks in between cost. A worker
+holds one slot at a time, so a slot is about (busy workers) / MPS seconds away.
 
 RQ's own `RateLimit` (rq 3.0) bounds how many jobs run at once, not how many start per second,
-and RQ refuses it together with `unique=True`, which keeps re-enqueueing a row idempotent; so
-the spacing is done here. A worker waits at most `max_wait` seconds for its slot, and since each
-worker holds one reservation at a time, the wait is about (busy workers) / MPS.
+and RQ refuses it together with `unique=True`, which keeps re-enqueueing a row idempotent; so the
+spacing is done here.
 
-NOTE: a flush or restart of Redis forgets the last reservation, so the first call after it may
-follow the previous one sooner than 1/MPS seconds.
+NOTE: a flush or restart of Redis forgets the last call, so the first call after it may follow the
+previous one sooner than 1/MPS seconds.
 """
 
 from __future__ import annotations
@@ -23,17 +30,17 @@ import redis
 
 logger = logging.getLogger(__name__)
 
-KEY_PREFIX = "smsdrip:send-slot:"
+# Hash tags keep a sender's two keys in one Redis Cluster slot, as a script touching both needs.
+SLOT_KEY = "smsdrip:send-slot:{%s}"  # earliest start of the next slot, microseconds on Redis's clock
+CALL_KEY = "smsdrip:send-call:{%s}"  # start of the latest call, microseconds on Redis's clock
 
-# KEYS[1]: the sender's key, holding the earliest start (microseconds on Redis's clock) of the next call.
-# ARGV[1]: 1/MPS in microseconds. ARGV[2]: the longest wait, in microseconds, worth reserving.
+# KEYS[1]: the slot key. ARGV[1]: 1/MPS in microseconds. ARGV[2]: the longest wait, in microseconds.
 # Returns the wait in microseconds, or -1 (nothing reserved) when the slot is further away than that.
 RESERVE_SCRIPT = """
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local interval = tonumber(ARGV[1])
-local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
-local start = math.max(now, next_free)
+local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
 local wait = start - now
 if wait > tonumber(ARGV[2]) then
     return -1
@@ -43,23 +50,53 @@ redis.call('SET', KEYS[1], string.format('%.0f', start + interval), 'PX', math.f
 return wait
 """
 
+# KEYS[1]: the call key, KEYS[2]: the slot key. ARGV as for RESERVE_SCRIPT. Returns the wait in
+# microseconds before the call may start, or -1 when that is further away than the longest wait.
+START_CALL_SCRIPT = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1])
+local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0') + interval)
+local wait = start - now
+if wait > tonumber(ARGV[2]) then
+    return -1
+end
+local ttl = math.floor((wait + interval) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.0f', start), 'PX', ttl)
+-- Slots handed out from now on start after this call, even if it runs late.
+if start + interval > tonumber(redis.call('GET', KEYS[2]) or '0') then
+    redis.call('SET', KEYS[2], string.format('%.0f', start + interval), 'PX', ttl)
+end
+return wait
+"""
+
 
 class SendRateLimiter:
-    """Hands out start times for Messages API calls from one sender, at most `mps` per second across all workers."""
+    """Spaces Messages API calls from one sender at least 1/`mps` seconds apart, across all workers."""
 
     def __init__(self, connection: redis.Redis, sender: str, mps: float, max_wait: float) -> None:
         self.connection = connection
-        self.key = KEY_PREFIX + sender
+        self.slot_key = SLOT_KEY % sender
+        self.call_key = CALL_KEY % sender
         self.interval_us = round(1_000_000 / mps)
         self.max_wait_us = round(max_wait * 1_000_000)
 
     @cached_property
-    def _script(self):  # type: ignore[no-untyped-def]
+    def _reserve(self):  # type: ignore[no-untyped-def]
         return self.connection.register_script(RESERVE_SCRIPT)
 
+    @cached_property
+    def _start_call(self):  # type: ignore[no-untyped-def]
+        return self.connection.register_script(START_CALL_SCRIPT)
+
     def reserve(self) -> float | None:
-        """Reserve the next start time; returns the seconds to wait before calling, or None when it is over `max_wait` away."""
-        wait_us = int(self._script(keys=[self.key], args=[self.interval_us, self.max_wait_us]))
-        if wait_us < 0:
-            return None
-        return wait_us / 1_000_000
+        """Reserve the next slot; returns the seconds to wait for it, or None when it is over `max_wait` away."""
+        return self._seconds(self._reserve(keys=[self.slot_key], args=[self.interval_us, self.max_wait_us]))
+
+    def start_call(self) -> float | None:
+        """Claim the start of a call; returns the seconds to wait before making it, or None when that is over `max_wait`."""
+        return self._seconds(self._start_call(keys=[self.call_key, self.slot_key], args=[self.interval_us, self.max_wait_us]))
+
+    @staticmethod
+    def _seconds(wait_us: int) -> float | None:
+        return None if int(wait_us) < 0 else int(wait_us) / 1_000_000
