@@ -171,7 +171,7 @@ class ComplianceAnswer:
 def answer_compliance_text(
     session: Session, contact: Contact, inbound: Message, library: SequenceLibrary, now: datetime, settings: Settings | None = None
 ) -> ComplianceAnswer | None:
-    """Act on an opt-out, opt-in or help text; None when the text is none of these and goes on to keyword matching."""
+    """Act on an opt-out, opt-in or help text; returns None for any other text, which goes on to keyword matching."""
     match = classify(inbound.body, contact.opted_out)
     if match is None:
         return None

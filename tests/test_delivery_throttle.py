@@ -5,8 +5,13 @@ from __future__ import annotations
 import time
 
 import redis
+from sqlalchemy import select
 
+from engine.config import get_settings, reset_settings
+from engine.db import session_scope
+from engine.models import ScheduledSend
 from tests.conftest import inbound_params, signed_post, wait_until
+from workers.jobs import send_scheduled
 from workers.throttle import SendRateLimiter
 
 # Arrival times at the local API carry a few milliseconds of jitter from the workers' HTTP calls on
@@ -73,3 +78,22 @@ def test_late_call_pushes_next_slot(redis_client: redis.Redis):
     assert limiter.start_call() == 0
     wait = limiter.reserve()
     assert wait is not None and 0.09 <= wait <= 0.1  # 0.1 s after the late call, not after the slot
+
+
+def test_busy_sender_defers_send(client, twilio_api, monkeypatch, redis_client: redis.Redis):
+    """A send whose slot is further away than the longest wait goes back to pending for the sweep."""
+    monkeypatch.setenv("SMSDRIP_MPS", "0.05")  # one text every 20 s
+    reset_settings()
+    signed_post(client, "/twilio/sms", inbound_params("+15550900100", "DEMO"))
+    other_sends = SendRateLimiter(redis_client, get_settings().sender, mps=0.05, max_wait=100)
+    assert other_sends.reserve() == 0
+    assert other_sends.reserve() is not None  # the next free slot is now 40 s away
+    with session_scope() as session:
+        send_id = session.scalars(select(ScheduledSend.id)).one()
+
+    assert send_scheduled(send_id) == "deferred"
+    with session_scope() as session:
+        send = session.get_one(ScheduledSend, send_id)
+    assert (send.status, send.claimed_at) == ("pending", None)
+    assert "no send slot within" in (send.detail or "")
+    assert twilio_api.messages == []

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 # A job may start a little before the row's due time (clock skew between hosts); later rows wait.
 EARLY_GRACE = timedelta(seconds=2)
 # A claim older than this with no outcome means the worker died mid-send; see flag_stuck_claims. It is
-# well above the longest a live worker holds a claim: MAX_SLOT_WAIT plus the job timeout.
+# well above the longest a live worker keeps a claim, which is the send job's timeout.
 CLAIM_TIMEOUT = timedelta(minutes=5)
 # Longest a job waits for its send slot (workers.throttle); a send that would wait longer goes back
 # to pending, and the periodic sweep enqueues it again.
@@ -121,8 +121,8 @@ def _call_carrier(transport: Transport, prepared: PreparedSend) -> SendResult:
     except requests.ConnectTimeout:
         raise TransientSendError("connecting to the carrier timed out") from None
     except requests.ConnectionError as error:
-        # Only a refused or failed connection proves the request never left; other connection
-        # errors (a reset after sending) are ambiguous and handled by the caller as such.
+        # Only a refused or failed connection proves the request never left. Other connection
+        # errors (a reset after sending) are ambiguous, so the caller flags the send for a person.
         if _is_connect_failure(error):
             raise TransientSendError("could not connect to the carrier") from None
         raise

@@ -10,7 +10,7 @@ Messages API from all workers on all hosts:
   the call starts at the later of now and the previous call's start plus 1/MPS seconds.
 
 So call starts for one sender are at least 1/MPS seconds apart, and no half-open window of one
-second holds more than ceil(MPS) of them, whatever the database checks in between cost. A worker
+second contains more than ceil(MPS) of them, whatever the database checks in between cost. A worker
 holds one slot at a time, so a slot is about (busy workers) / MPS seconds away.
 
 RQ's own `RateLimit` (rq 3.0) bounds how many jobs run at once, not how many start per second,

@@ -15,8 +15,8 @@ from engine.phones import mask
 
 logger = logging.getLogger(__name__)
 
-# Seconds to wait for the Messages API; the twilio client waits forever by default. Kept under the
-# send job's timeout (workers.queue.SEND_JOB_TIMEOUT) minus the longest wait for a send slot.
+# Seconds to wait for the Messages API; the twilio client waits forever by default. Part of the send
+# job's timeout (workers.queue.SEND_JOB_TIMEOUT).
 TWILIO_HTTP_TIMEOUT = 30
 
 
