@@ -93,14 +93,16 @@ def still_wanted(session: Session, prepared: PreparedSend, now: datetime) -> boo
     send = session.get_one(ScheduledSend, prepared.send_id)
     contact = session.get_one(Contact, prepared.contact_id)
     enrollment = session.get(Enrollment, prepared.enrollment_id) if prepared.enrollment_id is not None else None
+    reason = None
     blocker = send_blocker(contact)
-    if blocker is None and send.kind == SendKind.STEP.value and enrollment is not None:
-        if not enrollment.active or enrollment.state != send.step_id:
-            blocker = f"past step {send.step_id} (enrollment {enrollment.id} is at {enrollment.state})"
-    if blocker is None:
+    if blocker is not None:
+        reason = f"contact {contact.id} is {blocker}"
+    elif send.kind == SendKind.STEP.value and enrollment is not None and (not enrollment.active or enrollment.state != send.step_id):
+        reason = f"enrollment {enrollment.id} is no longer at step {send.step_id} (state {enrollment.state})"
+    if reason is None:
         return True
-    _finish(send, SendStatus.CANCELLED, f"contact {contact.id} is {blocker}", now)
-    logger.info("send %s cancelled while waiting for a send slot: contact %s is %s", send.id, contact.id, blocker)
+    _finish(send, SendStatus.CANCELLED, reason, now)
+    logger.info("send %s cancelled while waiting for a send slot: %s", send.id, reason)
     return False
 
 

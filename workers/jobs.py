@@ -139,6 +139,7 @@ def _is_connect_failure(error: BaseException) -> bool:
 
 def _retry_or_fail(settings: Settings, prepared: PreparedSend, error: TransientSendError) -> str | Retry:
     job = get_current_job()
+    # Outside RQ (a call in the current process) nothing would run a Retry, so the first failure is final.
     retries_done = (job.number_of_retries or 0) if job is not None else len(settings.retry_delays)
     if retries_done >= len(settings.retry_delays):
         _record_rejection(settings, prepared, error.http_status, error.code, f"{error.detail}; gave up after {retries_done} retries")
