@@ -10,7 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.compliance import answer_compliance_text, opt_in
 from engine.contacts import find_or_create_contact
+from engine.delivery import clear_undeliverable
 from engine.library import SequenceLibrary
 from engine.lifecycle import note_keyword, note_reply, start_sequence
 from engine.models import Direction, Message, ScheduledSend
@@ -70,6 +72,17 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
         return InboundOutcome(reply=previous.reply_text, duplicate=True, contact_id=previous.contact_id)
     record_event(session, contact.id, "message.in", "contact", message_id=record.id, sid=message.sid)
     outcome = InboundOutcome(contact_id=contact.id)
+    clear_undeliverable(session, contact, now)
+
+    # Opt-out, opt-in and HELP come before keywords and replies, whatever the sequences say.
+    answer = answer_compliance_text(session, contact, record, library, now)
+    if answer is not None:
+        logger.info("inbound %s from contact %s (%s) is %s", message.sid, contact.id, mask(message.from_number), answer.intent.value)
+        outcome.reply = record.reply_text = answer.reply
+        return outcome
+    if contact.opted_out:
+        logger.info("inbound %s from opted-out contact %s: no keyword or reply handling until they opt in", message.sid, contact.id)
+        return outcome
 
     rule = library.keywords.match(message.body, message.to_number)
     if rule is not None:
@@ -80,6 +93,8 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
             enrollment, send = started
             record.enrollment_id = enrollment.id
             outcome.sends.append(send)
+        # Texting a keyword is the contact's consent to that sequence's texts.
+        opt_in(session, contact, now, method="sms", actor="contact", keyword=rule.keyword, message_sid=message.sid)
         logger.info("inbound %s from contact %s (%s) matched keyword %s", message.sid, contact.id, mask(message.from_number), rule.keyword)
         note_keyword(session, contact, rule.keyword, now, library)
     elif (confirmed := confirm_double_opt_in(session, contact, record, library, now)) is not None:

@@ -13,10 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.compliance import record_consent
 from engine.keywords import normalise
 from engine.library import SequenceLibrary
 from engine.lifecycle import start_sequence
-from engine.models import Contact, DoubleOptIn, Message, ScheduledSend, SendKind, SendStatus
+from engine.models import ConsentAction, Contact, DoubleOptIn, Message, ScheduledSend, SendKind, SendStatus
 from engine.send_times import window_due_at
 from engine.sequences import Sequence
 from engine.timeline import record_event
@@ -70,6 +71,8 @@ def confirm_double_opt_in(
     if not waiting:
         return None
 
+    record_consent(session, contact.id, ConsentAction.OPT_IN, "sms", now, keyword=normalise(message.body), message_sid=message.sid,
+                   source="double opt-in")
     sends = []
     for request in waiting:
         request.confirmed_at = now

@@ -87,6 +87,31 @@ def test_webhook_failure_retries_then_fails(api: ApiClient, routing: RoutingFile
         assert session.scalars(select(Event.kind).where(Event.kind == "rep.notification_failed")).all() == ["rep.notification_failed"]
 
 
+def test_text_notification_waits_for_send_slot(api: ApiClient, routing: RoutingFile, twilio_api, monkeypatch):
+    from engine.config import get_settings, reset_settings
+    from workers.connection import get_redis
+    from workers.notifications import NOTIFY_SLOT_WAIT, DeliveryFailed, deliver_notification
+    from workers.throttle import SendRateLimiter
+
+    routing.write(TEAM % ("true", "null"))
+    _qualify(api)
+    with session_scope() as session:
+        notification_id = session.scalars(select(RepNotification.id)).one()
+    # One text every 60 s from our number, and a step text just took the current slot.
+    monkeypatch.setenv("SMSDRIP_MPS", str(1 / 60))
+    reset_settings()
+    settings = get_settings()
+    assert SendRateLimiter(get_redis(), settings.sender, settings.mps, NOTIFY_SLOT_WAIT).reserve() == 0
+
+    with pytest.raises(DeliveryFailed):
+        deliver_notification(notification_id)
+    assert twilio_api.messages == []
+    with session_scope() as session:
+        notification = session.get_one(RepNotification, notification_id)
+        assert notification.status == "pending"
+        assert notification.detail == "sender busy: no send slot within 15 s at 0.0166667 messages per second"
+
+
 def test_owner_name_in_step(api: ApiClient, routing: RoutingFile, sequences_dir, start_worker, twilio_api):
     (sequences_dir / "handoff.yaml").write_text(
         "name: handoff\nkeywords: [HANDOFF]\nsteps:\n"
