@@ -13,13 +13,17 @@ from tests.conftest import inbound_params, signed_post
 
 OPT_OUT_EXACT = ["STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT"]
 OPT_OUT_SPELLINGS = ["stop", "Stop!", "  STOP.  ", "stop all", "Opt-out", "opt out!!", "unsubscribe.", "End", "quit?", "Cancel 🙏", "ＳＴＯＰ"]
-OPT_OUT_SENTENCES = ["please stop texting me", "Unsubscribe me", "STOP texting me!", "I want to opt out", "revoke my consent please", "stop. stop it."]
+OPT_OUT_SENTENCES = [
+    "please stop texting me", "Unsubscribe me", "STOP texting me!", "I want to opt out", "revoke my consent please", "stop. stop it.",
+    "ok please stop all these texts",  # six words: the longest short message
+]
 NOT_OPT_OUT = [
     "end of the day works",  # END, CANCEL and QUIT only count alone
     "can I cancel my order",
     "I quit smoking",
     "stopped by the store yesterday",  # STOPPED is not STOP
     "please tell me more about the plan and then we stop to think",  # seven words or more is conversation
+    "ok please stop all these texts now",  # seven words
     "DEMO",
     "",
 ]
@@ -267,3 +271,14 @@ def test_carrier_mode_records_without_replies(client, monkeypatch):
     with session_scope() as session:
         actions = session.scalars(select(ConsentRecord.action).order_by(ConsentRecord.id)).all()
     assert actions == ["opt_in", "opt_out", "opt_in"]
+
+
+def test_help_answered_at_night(smsdrip_env, sequences_dir):
+    """HELP goes inline whatever the hour: 03:00 in New York, far outside quiet hours."""
+    from datetime import datetime, timezone
+
+    from tests.sequence_helpers import text_in
+
+    outcome = text_in("HELP", datetime(2026, 3, 4, 8, 0, tzinfo=timezone.utc), from_number="+12125550123")
+    assert outcome.reply is not None
+    assert "Msg & data rates may apply" in outcome.reply

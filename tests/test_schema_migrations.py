@@ -82,3 +82,14 @@ def test_downgrade_then_upgrade_again(empty_database: str):
         failures = connection.execute(text("SELECT delivery_failures FROM contacts")).scalar_one()
     assert [tuple(row) for row in enrollments] == [(1,)]
     assert failures == 0  # the column came back with its default
+
+
+def test_db_upgrade_command(empty_database: str, tmp_path: Path):
+    command.upgrade(alembic_config(), "0001")
+    reset_engine()
+    result = subprocess.run([sys.executable, "-m", "smsdrip.cli", "db", "upgrade"], env=dict(os.environ), cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    reset_engine()
+    assert current_revision() == head_revision()
+    check_schema()

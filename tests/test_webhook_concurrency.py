@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from engine.db import session_scope
 from engine.models import ConsentRecord, Contact, Enrollment, Message, ScheduledSend
-from tests.conftest import inbound_params, wait_until
+from tests.conftest import AUTH_TOKEN, inbound_params, wait_until
 
 
 def _count(model: type) -> int:
@@ -97,7 +97,7 @@ def _status() -> str | None:
         return session.scalar(select(Message.status).where(Message.direction == "outbound"))
 
 
-def test_logs_hold_no_full_phone_number(web_server, start_worker, twilio_api):
+def test_logs_hold_no_number_or_token(web_server, start_worker, twilio_api):
     server = web_server(2)
     twilio_api.state.callbacks = ("sent", "undelivered")
     twilio_api.state.callback_error_code = 30003
@@ -113,3 +113,4 @@ def test_logs_hold_no_full_phone_number(web_server, start_worker, twilio_api):
     logs = server.log() + worker.log()
     assert "*******0004" in logs  # the masked form is what identifies the number
     assert "5550800004" not in logs
+    assert AUTH_TOKEN not in logs
