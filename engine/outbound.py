@@ -124,20 +124,7 @@ def record_failed(
     """
     send = session.get_one(ScheduledSend, prepared.send_id)
     _finish(send, SendStatus.FAILED, detail, now)
-    message = Message(
-        contact_id=prepared.contact_id,
-        direction=Direction.OUTBOUND.value,
-        sid=None,
-        from_number=from_number,
-        to_number=prepared.to,
-        body=prepared.body,
-        status="failed",
-        error_code=code,
-        enrollment_id=prepared.enrollment_id,
-        send_id=prepared.send_id,
-    )
-    session.add(message)
-    session.flush()
+    message = _store_outbound(session, prepared, None, "failed", from_number, error_code=code)
     record_event(session, prepared.contact_id, "message.failed", "carrier", message_id=message.id, send_id=send.id,
                  status=http_status, error_code=code, step=send.step_id)
     logger.error("send %s (contact %s, enrollment %s) rejected by the carrier: HTTP %s, error %s",
@@ -153,6 +140,19 @@ def record_sent(
     """Store the outbound message and move a step's enrollment on; returns the next send to enqueue, if any."""
     send = session.get_one(ScheduledSend, prepared.send_id)
     send.status, send.finished_at = SendStatus.SENT.value, now
+    message = _store_outbound(session, prepared, sid, status, from_number)
+    record_event(session, prepared.contact_id, "message.out", send.actor, message_id=message.id, sid=sid, send_id=send.id, step=send.step_id)
+    logger.info("send %s went out as %s (contact %s, enrollment %s, step %s)", send.id, sid, prepared.contact_id, send.enrollment_id, send.step_id)
+    note_contacted(session, session.get_one(Contact, prepared.contact_id), now, send.actor, library)
+    apply_early_statuses(session, message, library, now, get_settings().undeliverable_after)
+
+    return _advance_step(session, send, prepared, library, now)
+
+
+def _store_outbound(
+    session: Session, prepared: PreparedSend, sid: str | None, status: str, from_number: str, error_code: int | None = None
+) -> Message:
+    """Add the outbound message for a claimed send and flush it, so it has an id for the timeline."""
     message = Message(
         contact_id=prepared.contact_id,
         direction=Direction.OUTBOUND.value,
@@ -161,17 +161,13 @@ def record_sent(
         to_number=prepared.to,
         body=prepared.body,
         status=status,
+        error_code=error_code,
         enrollment_id=prepared.enrollment_id,
         send_id=prepared.send_id,
     )
     session.add(message)
     session.flush()
-    record_event(session, prepared.contact_id, "message.out", send.actor, message_id=message.id, sid=sid, send_id=send.id, step=send.step_id)
-    logger.info("send %s went out as %s (contact %s, enrollment %s, step %s)", send.id, sid, prepared.contact_id, send.enrollment_id, send.step_id)
-    note_contacted(session, session.get_one(Contact, prepared.contact_id), now, send.actor, library)
-    apply_early_statuses(session, message, library, now, get_settings().undeliverable_after)
-
-    return _advance_step(session, send, prepared, library, now)
+    return message
 
 
 def _advance_step(session: Session, send: ScheduledSend, prepared: PreparedSend, library: SequenceLibrary, now: datetime) -> ScheduledSend | None:

@@ -17,7 +17,7 @@ from engine.models import Enrollment, Event, ScheduledSend, SendStatus
 from engine.outbound import prepare_claimed_send, record_sent
 from smsdrip.cli import main
 from tests.conftest import OUR_NUMBER
-from tests.sequence_helpers import library, outbound_bodies, pending_sends, send_due, text_in, use_sequences
+from tests.sequence_helpers import ANY_HOUR, library, outbound_bodies, pending_sends, send_due, text_in, use_sequences
 
 T0 = datetime(2026, 3, 4, 15, 0, tzinfo=timezone.utc)  # Wednesday 10:00 in New York
 
@@ -143,19 +143,7 @@ def test_apply_edits_command_rejects_broken_files(smsdrip_env, sequences_dir: Pa
     assert pending_sends() == [("tips", T0 + timedelta(days=1))]
 
 
-ANYTIME = """\
-name: demo
-keywords: [DEMO]
-allow_outside_quiet_hours: true
-send_window: {start: "00:00", end: "00:00"}
-steps:
-  - id: welcome
-    after: 0
-    text: Welcome.
-  - id: tips
-    after: 8m
-    text: Tip one.
-"""
+ANYTIME = "name: demo\nkeywords: [DEMO]\n" + ANY_HOUR + DEMO[DEMO.index("steps:"):DEMO.index("  - id: call")].replace("after: 1d", "after: 8m")
 
 
 def test_sweep_applies_new_timing(smsdrip_env, sequences_dir: Path):
