@@ -21,12 +21,17 @@ from engine.outbound import PreparedSend, prepare_claimed_send, record_failed, r
 from engine.phones import mask
 from engine.timeline import record_event
 from workers.connection import get_redis
+from workers.notifications import install_enqueue_on_commit
 from workers.queue import ENQUEUE_HORIZON, enqueue_send
 from workers.sequence_edits import apply_edited_files
 from workers.throttle import SendRateLimiter
 from workers.transports import SendResult, Transport, get_transport
 
 logger = logging.getLogger(__name__)
+
+# Rep notifications created while a job records a send (a lead qualified by its score) are enqueued
+# when the job's transaction commits, in `rq worker` processes as in `smsdrip worker`.
+install_enqueue_on_commit()
 
 # A job may start a little before the row's due time (clock skew between hosts); later rows wait.
 EARLY_GRACE = timedelta(seconds=2)
