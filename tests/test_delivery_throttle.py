@@ -14,9 +14,10 @@ from tests.conftest import inbound_params, signed_post, wait_until
 from workers.jobs import send_scheduled
 from workers.throttle import SendRateLimiter
 
-# Arrival times at the local API carry a few milliseconds of jitter from the workers' HTTP calls on
-# top of the spacing the slots enforce.
-ARRIVAL_JITTER = 0.025  # seconds
+# Arrival times at the local API carry jitter from the workers' HTTP calls on top of the spacing the
+# slots enforce: a few milliseconds on an idle machine, up to about a tenth of a second when the CPUs
+# are busy with other processes. Without the limit, the twelve texts arrive milliseconds apart.
+ARRIVAL_JITTER = 0.1  # seconds
 
 
 def test_two_workers_never_exceed_mps(client, start_worker, twilio_api, smsdrip_env):
