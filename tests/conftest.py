@@ -49,7 +49,6 @@ AUTH_TOKEN = "test-auth-token"
 OUR_NUMBER = "+15550100000"
 PUBLIC_URL = "http://smsdrip.test"
 # Loopback ports tests may give the servers they start.
-WEB_PORTS = range(18400, 18500)
 
 
 def _local_redis_answers() -> bool:
@@ -221,12 +220,15 @@ class WorkerProcess:
 
     def kill_hard(self) -> None:
         """SIGKILL the worker and its work horse (RQ runs each job in a forked child in its own process group)."""
-        for pid in [*child_pids(self.process.pid), self.process.pid]:
+        pids = [*child_pids(self.process.pid), self.process.pid]
+        for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self.process.wait()
+        # The work horse is not our child, so wait until the kernel has ended it and closed its sockets.
+        wait_until(lambda: all(_ended(pid) for pid in pids), timeout=10, interval=0.01)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -236,6 +238,15 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def _ended(pid: int) -> bool:
+    """Return whether the process is gone or a zombie (dead, with its files closed)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _process_starter(smsdrip_env: dict[str, str], tmp_path: Path, command: str) -> Iterator[Any]:
@@ -285,14 +296,10 @@ def child_pids(pid: int) -> list[int]:
 
 
 def _free_port() -> int:
-    for port in WEB_PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {WEB_PORTS.start}-{WEB_PORTS.stop - 1}")
+    """Return a port the kernel picks from its ephemeral range, so test runs side by side rarely pick the same one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -337,7 +344,8 @@ def web_server(smsdrip_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp
             )
         server = WebServer(process, url, log_path)
         started.append(server)
-        if not wait_until(lambda: _answers(url + "/healthz"), timeout=30):
+        # A server that exited (its port was taken after all) must not pass for one that answers there.
+        if not wait_until(lambda: _answers(url + "/healthz") and "Listening at" in server.log(), timeout=30) or server.process.poll() is not None:
             raise RuntimeError(f"smsdrip serve did not start:\n{server.log()}")
         return server
 
