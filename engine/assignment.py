@@ -170,11 +170,7 @@ def _webhook_payload(contact: Contact, rep: Rep, trigger: str, now: datetime) ->
         "rep": {"name": rep.name, "email": rep.email, "phone": rep.phone},
         "contact": {
             "id": contact.id,
-            "phone": contact.phone,
-            "first_name": contact.first_name,
-            "last_name": contact.last_name,
-            "email": contact.email,
-            "company": contact.company,
+            **contact.standard_fields(),
             "source": contact.source,
             "status": contact.status,
             "score": contact.score,

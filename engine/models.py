@@ -87,6 +87,16 @@ class Contact(Base):
     def undeliverable(self) -> bool:
         return self.undeliverable_at is not None
 
+    def standard_fields(self) -> dict[str, str | None]:
+        """Return the standard fields by name, as templates, routing rules and API payloads use them."""
+        return {
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "email": self.email,
+            "company": self.company,
+            "phone": self.phone,
+        }
+
 
 class Enrollment(Base):
     """One contact's pass through one sequence; `state` is the step it waits to send, or why it ended."""

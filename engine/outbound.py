@@ -38,11 +38,7 @@ def template_fields(contact: Contact, enrollment: Enrollment | None) -> dict[str
     """Values a template can use: the contact's standard and custom fields, its owner's name, and the keyword that enrolled it."""
     return {
         **(contact.fields or {}),
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
-        "email": contact.email,
-        "company": contact.company,
-        "phone": contact.phone,
+        **contact.standard_fields(),
         "owner_name": contact.owner,
         "keyword": enrollment.keyword if enrollment is not None else None,
     }
