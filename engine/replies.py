@@ -96,11 +96,6 @@ def _run_actions(
     session: Session, contact: Contact, enrollment: Enrollment, sequence: Sequence, action: ReplyAction, now: datetime,
     outcome: ReplyOutcome, library: SequenceLibrary,
 ) -> None:
-    if action.reply is not None:
-        try:
-            outcome.reply = render(action.reply, template_fields(contact, enrollment))
-        except TemplateError as error:
-            logger.error("enrollment %s: reply text of sequence %s cannot be rendered: %s", enrollment.id, sequence.name, error)
     if action.next is not None:
         send = jump_to_step(session, enrollment, contact, sequence, action.next, now)
         if send is not None:
@@ -108,7 +103,7 @@ def _run_actions(
     if action.end is not None:
         _end_by_reply(session, enrollment, sequence, EndReason(action.end), now)
 
-    # Status and owner come last, so a status that ends sequences (converted, lost) sees the jumps and ends above.
+    # Status and owner come after the jumps and ends, so a status that ends sequences (converted, lost) sees them.
     if action.status is not None:
         try:
             change_status(session, contact, action.status, now, "contact", library)
@@ -117,6 +112,13 @@ def _run_actions(
     if action.assign:
         record_event(session, contact.id, "lead.assignment_requested", "contact", enrollment_id=enrollment.id)
         assign_by_action(session, contact, now, "contact")
+
+    # The answer is rendered last, so {owner_name} names the rep the actions above assigned.
+    if action.reply is not None:
+        try:
+            outcome.reply = render(action.reply, template_fields(contact, enrollment))
+        except TemplateError as error:
+            logger.error("enrollment %s: reply text of sequence %s cannot be rendered: %s", enrollment.id, sequence.name, error)
 
 
 def jump_to_step(

@@ -139,6 +139,17 @@ def test_reply_assign_gives_owner(smsdrip_env, sequences_dir: Path, tmp_path: Pa
     assert enrollments() == [("demo", "tips", True)]
 
 
+def test_reply_answer_names_new_owner(smsdrip_env, sequences_dir: Path, tmp_path: Path, monkeypatch):
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("reps:\n  - {name: Dana, email: dana@example.com}\nrules:\n  - {name: all, rep: Dana}\nnotify:\n  text: false\n")
+    monkeypatch.setenv("SMSDRIP_ROUTING", str(routing))
+    reset_settings()
+    reset_routing_cache()
+    start_demo(sequences_dir, DEMO.replace("later: {assign: true}", 'later: {assign: true, reply: "{owner_name|Someone} will call you."}'))
+    outcome = text_in("later", T0 + timedelta(minutes=5))
+    assert outcome.reply == "Dana will call you."
+
+
 def test_reply_assign_without_rep(smsdrip_env, sequences_dir: Path):
     start_demo(sequences_dir)  # no routing file in the working directory: nobody to assign to
     text_in("later", T0 + timedelta(minutes=5))
