@@ -66,7 +66,7 @@ def check(paths: tuple[Path, ...]) -> None:
         click.echo(f"warning: {warning}")
     if problems:
         files = len({problem.path for problem in problems})
-        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {files} file{'s' if files != 1 else ''}: nothing was changed")
+        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {files} file{'s' if files != 1 else ''}: fix them and run smsdrip check again")
         sys.exit(1)
     for sequence in loaded:
         click.echo(f"{sequence.source}: ok: {_summary(sequence)}")

@@ -47,7 +47,7 @@ def test_problems_listed_with_lines(tmp_path: Path):
         f"{bad}:2: keywords: 'STOP' is a reserved word: carriers keep it for opt-out, opt-in and help, so pick another word",
         f"{bad}:5: steps[0].after: '2 days' is not a delay: use 0 or a whole number with s, m, h or d, such as 30m or 1d",
         f"{bad}:6: steps[0].text: {{first_name}} has no default and not every contact has first_name: give it one, such as {{first_name|there}}",
-        "3 problems in 1 file: nothing was changed",
+        "3 problems in 1 file: fix them and run smsdrip check again",
     ]
 
 
@@ -63,7 +63,7 @@ def test_keyword_clash_between_files(tmp_path: Path):
 
 
 def test_missing_path_reported(tmp_path: Path):
-    assert run(str(tmp_path / "nope.yaml")) == (1, [f"{tmp_path / 'nope.yaml'}:1: file: does not exist: check the path", "1 problem in 1 file: nothing was changed"])
+    assert run(str(tmp_path / "nope.yaml")) == (1, [f"{tmp_path / 'nope.yaml'}:1: file: does not exist: check the path", "1 problem in 1 file: fix them and run smsdrip check again"])
 
 
 def test_empty_folder_reported(tmp_path: Path):
@@ -179,7 +179,7 @@ def test_routing_file_checked_against_sequences(tmp_path: Path):
     assert code == 1
     assert lines == [
         f"{routing}:4: rules[0].sequence: 'webinar' is not a sequence: use one of demo",
-        "1 problem in 1 file: nothing was changed",
+        "1 problem in 1 file: fix them and run smsdrip check again",
     ]
 
 

@@ -58,7 +58,7 @@ def test_text_notifies_owner(api: ApiClient, routing: RoutingFile, start_worker,
     messages = twilio_api.wait_for(1, timeout=30)
     assert len(messages) == 1, worker.log()
     assert messages[0].to == "+15550100101"
-    assert messages[0].body == "smsdrip: Dana (Acme) at +15550100001 is now yours (qualified, status qualified, score 0)."
+    assert messages[0].body == "smsdrip: Dana (Acme) at +15550100001 is now yours: status qualified, score 0."
     assert wait_until(lambda: _statuses() == ["sent"])
     with session_scope() as session:
         # Reps are not contacts: the notification creates no contact and no message on a lead's thread.
