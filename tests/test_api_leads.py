@@ -253,3 +253,11 @@ def test_leads_consent_keeps_opt_out(api: ApiClient):
     with session_scope() as session:
         assert session.scalars(select(Contact)).one().opted_out
         assert len(session.scalars(select(ConsentRecord)).all()) == 2
+
+
+def test_leads_response_has_last_activity(api: ApiClient):
+    body = api.post("/api/leads", LEAD).get_json()
+    with session_scope() as session:
+        latest = session.scalars(select(Event.created_at).order_by(Event.id.desc())).first()
+    assert latest is not None
+    assert body["contact"]["last_activity_at"] == latest.isoformat()
