@@ -143,8 +143,7 @@ def _notify(session: Session, contact: Contact, rep: Rep, routing: Routing, trig
     if routing.notify_text and rep.phone:
         name = " ".join(part for part in (contact.first_name, contact.last_name) if part) or "A lead"
         company = f" ({contact.company})" if contact.company else ""
-        text = (f"smsdrip: {name}{company} at {contact.phone} is now yours ({trigger}, status {contact.status}, "
-                f"score {contact.score}).")
+        text = f"smsdrip: {name}{company} at {contact.phone} is now yours: status {contact.status}, score {contact.score}."
         notifications.append(RepNotification(contact_id=contact.id, rep=rep.name, channel="text", target=rep.phone,
                                              payload={"text": text}))
     webhook = rep.webhook or routing.notify_webhook
@@ -170,11 +169,7 @@ def _webhook_payload(contact: Contact, rep: Rep, trigger: str, now: datetime) ->
         "rep": {"name": rep.name, "email": rep.email, "phone": rep.phone},
         "contact": {
             "id": contact.id,
-            "phone": contact.phone,
-            "first_name": contact.first_name,
-            "last_name": contact.last_name,
-            "email": contact.email,
-            "company": contact.company,
+            **contact.standard_fields(),
             "source": contact.source,
             "status": contact.status,
             "score": contact.score,

@@ -21,6 +21,13 @@ DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 DEFAULT_TIME_ZONE = "America/New_York"
 DEFAULT_ROUTING_FILE = "routing.yaml"
 TRANSPORTS = ("twilio", "console")
+OPT_OUT_REPLY_MODES = ("engine", "carrier")
+DEFAULT_BRAND_NAME = "smsdrip"
+DEFAULT_HELP_CONTACT = "reply to this message and a person will answer"
+DEFAULT_MPS = 1.0  # Twilio's default rate for one US long code, in messages per second
+DEFAULT_UNDELIVERABLE_AFTER = 3  # consecutive failed deliveries before a number counts as undeliverable
+DEFAULT_RETRY_DELAYS = (2, 10, 60)  # seconds before each retry of a send after HTTP 429 or 5xx
+DEFAULT_SWEEP_INTERVAL = 30  # seconds between runs of the periodic sweep
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -47,6 +54,19 @@ class Settings:
     default_time_zone: str = DEFAULT_TIME_ZONE  # IANA name
     default_region: str = "US"  # ISO 3166 region for phone numbers written without a country code
     routing_file: Path | None = None  # reps, routing rules and scoring; None: no routing
+    brand_name: str = DEFAULT_BRAND_NAME
+    help_contact: str = DEFAULT_HELP_CONTACT  # how a contact reaches a person, for the HELP answer
+    help_text: str | None = None  # the whole HELP answer; None: built from brand_name and help_contact
+    opt_out_replies: str = "engine"  # "carrier": Twilio Advanced Opt-Out confirms STOP and START, smsdrip only records them
+    mps: float = DEFAULT_MPS  # messages per second per sender number or Messaging Service, shared by all workers
+    undeliverable_after: int = DEFAULT_UNDELIVERABLE_AFTER
+    retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS
+    sweep_interval: int = DEFAULT_SWEEP_INTERVAL  # seconds
+
+    @property
+    def sender(self) -> str:
+        """The Messaging Service SID or number texts go from; the send rate is limited per sender."""
+        return self.twilio_messaging_service_sid or self.twilio_from_number or "console"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +116,13 @@ class Settings:
 
         routing_file = _routing_file(env)
 
+        opt_out_replies = (env.get("SMSDRIP_OPT_OUT_REPLIES") or "engine").lower()
+        if opt_out_replies not in OPT_OUT_REPLY_MODES:
+            raise ConfigError(
+                f"SMSDRIP_OPT_OUT_REPLIES={opt_out_replies!r} is invalid: use engine (smsdrip confirms STOP and START)"
+                " or carrier (Twilio Advanced Opt-Out confirms them)"
+            )
+
         return cls(
             database_url=database_url,
             redis_url=redis_url,
@@ -113,6 +140,14 @@ class Settings:
             default_time_zone=read_default_time_zone(env),
             default_region=default_region,
             routing_file=routing_file,
+            brand_name=env.get("SMSDRIP_BRAND_NAME") or DEFAULT_BRAND_NAME,
+            help_contact=env.get("SMSDRIP_HELP_CONTACT") or DEFAULT_HELP_CONTACT,
+            help_text=env.get("SMSDRIP_HELP_TEXT") or None,
+            opt_out_replies=opt_out_replies,
+            mps=_parse_positive_float(env, "SMSDRIP_MPS", DEFAULT_MPS),
+            undeliverable_after=_parse_positive_int(env, "SMSDRIP_UNDELIVERABLE_AFTER", DEFAULT_UNDELIVERABLE_AFTER),
+            retry_delays=_parse_delays(env, "SMSDRIP_RETRY_DELAYS", DEFAULT_RETRY_DELAYS),
+            sweep_interval=_parse_positive_int(env, "SMSDRIP_SWEEP_INTERVAL", DEFAULT_SWEEP_INTERVAL),
         )
 
 
@@ -164,6 +199,41 @@ def _parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in FALSE_WORDS:
         return False
     raise ConfigError(f"{name}={raw!r} is invalid: use true or false")
+
+
+def _parse_positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name}={raw!r} is invalid: use a number greater than 0, such as {default:g}")
+    return value
+
+
+def _parse_positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r} is invalid: use a whole number of at least 1, such as {default}")
+    return int(raw)
+
+
+def _parse_delays(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    parts = [part.strip() for part in raw.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise ConfigError(
+            f"{name}={raw!r} is invalid: use whole seconds separated by commas, such as "
+            f"{','.join(str(delay) for delay in default)} (one retry per value)"
+        )
+    return tuple(int(part) for part in parts)
 
 
 _settings: Settings | None = None

@@ -55,11 +55,7 @@ def last_activity(session: Session, contact_ids: Iterable[int]) -> dict[int, dat
 def contact_summary(contact: Contact, activity: datetime | None = None) -> dict[str, Any]:
     return {
         "id": contact.id,
-        "phone": contact.phone,
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
-        "email": contact.email,
-        "company": contact.company,
+        **contact.standard_fields(),
         "source": contact.source,
         "status": contact.status,
         "owner": contact.owner,

@@ -22,12 +22,19 @@ _session_factory: sessionmaker[Session] | None = None
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL mode and a busy timeout so the web server and workers can write at once."""
+    """Create an engine; SQLite gets WAL mode and a busy timeout so the web server and workers can write at once.
+
+    Statement parameters (phone numbers, message bodies) are kept out of exception messages, which
+    end up in logs.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            # Left to itself, the sqlite3 module opens transactions late and lets a SAVEPOINT commit
+            # everything before it; SQLAlchemy emits BEGIN instead (see _sqlite_begin).
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -35,8 +42,15 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
+            # IMMEDIATE takes the write lock up front, waiting up to the busy timeout. A deferred
+            # transaction that reads and then writes fails at once with "database is locked" when
+            # another process wrote in between, and the busy timeout does not apply to that case.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def get_engine() -> Engine:

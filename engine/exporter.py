@@ -48,7 +48,7 @@ def export_contacts(session: Session, query: Select[tuple[Contact]], out: TextIO
             ])
             count += 1
         last_id = chunk[-1].id
-    logger.info("exported %d contacts", count)
+    logger.debug("exported %d contacts", count)
     return count
 
 

@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from engine.db import session_scope
@@ -146,7 +145,6 @@ def import_leads(
     for batch in batches:
         sends: list[ScheduledSend] = []
         with session_scope() as session:
-            _begin_on_sqlite(session)
             for line, row in batch:
                 report.rows += 1
                 _import_row(session, line, row, seen, report, sends, sequence, now, actor, library, routing, region)
@@ -160,17 +158,6 @@ def import_leads(
                 "dry run" if dry_run else "done", report.rows, report.created, report.updated, report.unchanged,
                 report.enrolled, len(report.rejected))
     return report
-
-
-def _begin_on_sqlite(session: Session) -> None:
-    """Open the batch's transaction now when the database is SQLite.
-
-    The pysqlite driver starts a transaction only before INSERT, UPDATE or DELETE. Without this, a
-    row's SAVEPOINT would start the transaction itself and its RELEASE would commit the row at once,
-    so a dry run would save rows and a batch would not be one transaction.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("BEGIN"))
 
 
 def _import_row(

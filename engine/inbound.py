@@ -10,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.compliance import answer_compliance_text, opt_in
 from engine.contacts import find_or_create_contact
-from engine.enrollment import enroll
+from engine.delivery import clear_undeliverable
 from engine.library import SequenceLibrary
-from engine.lifecycle import note_keyword, note_reply
+from engine.lifecycle import note_keyword, note_reply, start_sequence
 from engine.models import Direction, Message, ScheduledSend
 from engine.optin import confirm_double_opt_in
 from engine.phones import mask
@@ -71,16 +72,29 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
         return InboundOutcome(reply=previous.reply_text, duplicate=True, contact_id=previous.contact_id)
     record_event(session, contact.id, "message.in", "contact", message_id=record.id, sid=message.sid)
     outcome = InboundOutcome(contact_id=contact.id)
+    clear_undeliverable(session, contact, now)
+
+    # Opt-out, opt-in and HELP come before keywords and replies, whatever the sequences say.
+    answer = answer_compliance_text(session, contact, record, library, now)
+    if answer is not None:
+        logger.info("inbound %s from contact %s (%s) is %s", message.sid, contact.id, mask(message.from_number), answer.intent.value)
+        outcome.reply = record.reply_text = answer.reply
+        return outcome
+    if contact.opted_out:
+        logger.info("inbound %s from opted-out contact %s: no keyword or reply handling until they opt in", message.sid, contact.id)
+        return outcome
 
     rule = library.keywords.match(message.body, message.to_number)
     if rule is not None:
         sequence = library.get(rule.sequence_name)
         assert sequence is not None
-        started = enroll(session, contact, sequence, rule.keyword, now, new_contact=created)
+        started = start_sequence(session, contact, sequence, rule.keyword, now, "contact", library, new_contact=created)
         if started is not None:
             enrollment, send = started
             record.enrollment_id = enrollment.id
             outcome.sends.append(send)
+        # Texting a keyword is the contact's consent to that sequence's texts.
+        opt_in(session, contact, now, method="sms", actor="contact", keyword=rule.keyword, message_sid=message.sid)
         logger.info("inbound %s from contact %s (%s) matched keyword %s", message.sid, contact.id, mask(message.from_number), rule.keyword)
         # A contact created by this text is in no sequence but the one it just started.
         enrolled: set[str] | None = None

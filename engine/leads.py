@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.compliance import record_consent
 from engine.contacts import find_or_create_contact
-from engine.enrollment import enroll
 from engine.lead_status import UnknownStatus, parse_status
 from engine.library import SequenceLibrary
-from engine.lifecycle import change_status, qualify_by_score
-from engine.models import CaptureConsent, Contact, DoubleOptIn, Enrollment, ScheduledSend
+from engine.lifecycle import change_status, qualify_by_score, start_sequence
+from engine.models import CaptureConsent, ConsentAction, Contact, DoubleOptIn, Enrollment, ScheduledSend
 from engine.optin import request_double_opt_in, requires_double_opt_in
 from engine.phones import InvalidPhoneNumber, to_e164
 from engine.routing import lead_facts
@@ -284,6 +284,9 @@ def record_capture_consent(session: Session, contact: Contact, consent: Consent,
     session.flush()
     record_event(session, contact.id, "consent.recorded", actor, consent_id=record.id, method=consent.method,
                  given_at=consent.given_at.isoformat())
+    # The contact's consent history lists every opt-in; an opted-out contact stays opted out until they text START.
+    channel = "import" if actor == "import" else "api"
+    record_consent(session, contact.id, ConsentAction.OPT_IN, channel, consent.given_at, source=f"{actor}: {consent.method}"[:200])
     return True
 
 
@@ -311,7 +314,7 @@ def _start_sequence(session: Session, result: CaptureResult, now: datetime, acto
             result.sends.append(send)
             result.not_enrolled = "waiting for the lead to reply YES"
         return
-    started = enroll(session, contact, sequence, None, now, actor=actor, new_contact=result.created)
+    started = start_sequence(session, contact, sequence, None, now, actor, library, new_contact=result.created)
     if started is None:
         result.not_enrolled = "already in this sequence"
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ class SequenceLibrary:
 
     sequences: dict[str, Sequence]
     keywords: KeywordIndex
+    digest: str = ""  # SHA-256 of the files' names and contents: equal on every host that has the same files
 
     def get(self, name: str) -> Sequence | None:
         return self.sequences.get(name)
@@ -30,7 +32,9 @@ def load_library(folder: Path) -> SequenceLibrary:
     """Load every sequence file in `folder`, raising SequenceFileError listing all problems in all files."""
     problems: list[Problem] = []
     loaded: list[Sequence] = []
+    digest = hashlib.sha256()
     for path in sequence_paths([folder]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         try:
             loaded.append(load_sequence_file(path))
         except SequenceFileError as error:
@@ -42,7 +46,7 @@ def load_library(folder: Path) -> SequenceLibrary:
     sequences = {sequence.name: sequence for sequence in loaded}
     rules = keyword_rules(loaded)
     logger.info("loaded %d sequences with %d keywords from %s", len(sequences), len(rules), folder)
-    return SequenceLibrary(sequences=sequences, keywords=KeywordIndex(rules))
+    return SequenceLibrary(sequences=sequences, keywords=KeywordIndex(rules), digest=digest.hexdigest())
 
 
 _cache_lock = threading.Lock()

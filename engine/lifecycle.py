@@ -15,16 +15,17 @@ from sqlalchemy.orm import Session
 
 from engine.assignment import Assignment, assign_lead
 from engine.config import get_settings
-from engine.enrollment import end_enrollment
+from engine.enrollment import end_enrollment, enroll
 from engine.keywords import normalise
-from engine.lead_status import LeadStatus, allowed_moves, move, parse_status
+from engine.lead_status import InvalidStatusMove, LeadStatus, allowed_moves, move, parse_status
 from engine.library import SequenceLibrary
 from engine.machine import EndReason
-from engine.models import Contact, Enrollment
+from engine.models import Contact, Enrollment, ScheduledSend
 from engine.reserved_words import RESERVED_REPLY_WORDS
 from engine.routing import get_routing
 from engine.routing_rules import Routing
 from engine.scoring import score_event
+from engine.sequences import Sequence
 from engine.timeline import record_event
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,21 @@ def change_status(
     if requested is LeadStatus.QUALIFIED:
         assign_lead(session, contact, routing or current_routing(), now, actor, trigger="qualified")
     return True
+
+
+def start_sequence(
+    session: Session, contact: Contact, sequence: Sequence, keyword: str | None, now: datetime, actor: str,
+    library: SequenceLibrary, new_contact: bool = False,
+) -> tuple[Enrollment, ScheduledSend] | None:
+    """Enroll the contact and apply the sequence's `lead.status`; None when nothing started (see engine.enrollment.enroll)."""
+    started = enroll(session, contact, sequence, keyword, now, actor=actor, new_contact=new_contact)
+    if started is not None and sequence.lead_status is not None:
+        try:
+            change_status(session, contact, sequence.lead_status, now, actor, library)
+        except InvalidStatusMove as error:
+            # The enrollment goes ahead, and the status stays as it was.
+            logger.warning("contact %s enrolled in %s keeps status %s: %s", contact.id, sequence.name, contact.status, error)
+    return started
 
 
 def end_live_enrollments(session: Session, contact_id: int, library: SequenceLibrary, reason: EndReason, now: datetime, actor: str) -> int:

@@ -5,8 +5,8 @@ scheduled, so after an edit each pending step send gets its due time recomputed 
 due_time call, from the moment stored in its created_at (see engine.enrollment.schedule_step).
 An enrollment waiting on a step that is no longer in the file ends as `sequence_changed`.
 
-`smsdrip apply-edits` runs this once. Without it, a removed step still ends its enrollment when the
-send comes due (engine.outbound), but a waiting send keeps the due time it was given.
+The periodic sweep (workers.jobs) runs this whenever the files' digest differs from the one it
+applied last, and `smsdrip apply-edits` runs it at once. Running it twice changes nothing more.
 """
 
 from __future__ import annotations
@@ -29,8 +29,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EditsApplied:
-    rescheduled: int  # pending sends whose due time moved
+    moved: list[tuple[int, datetime]]  # (send id, new due time) of pending sends whose due time changed
     ended: int  # enrollments ended as sequence_changed
+
+    @property
+    def rescheduled(self) -> int:
+        return len(self.moved)
 
 
 def apply_sequence_edits(session: Session, library: SequenceLibrary, now: datetime) -> EditsApplied:
@@ -45,7 +49,8 @@ def apply_sequence_edits(session: Session, library: SequenceLibrary, now: dateti
         )
         .order_by(ScheduledSend.id)
     ).all()
-    rescheduled = ended = 0
+    moved: list[tuple[int, datetime]] = []
+    ended = 0
     for send, enrollment in rows:
         sequence = library.get(enrollment.sequence_name)
         step = sequence.step(send.step_id) if sequence is not None and send.step_id is not None else None
@@ -61,5 +66,5 @@ def apply_sequence_edits(session: Session, library: SequenceLibrary, now: dateti
             logger.info("send %s (enrollment %s step %s) moved from %s to %s after a file edit",
                         send.id, enrollment.id, step.id, send.due_at.isoformat(), due.isoformat())
             send.due_at = due
-            rescheduled += 1
-    return EditsApplied(rescheduled=rescheduled, ended=ended)
+            moved.append((send.id, due))
+    return EditsApplied(moved=moved, ended=ended)

@@ -68,6 +68,12 @@ class Contact(Base):
     # One entry per scoring rule that counted: {"rule", "points", "reason", "at"}; see engine.scoring.
     score_reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    opt_out_source: Mapped[str | None] = mapped_column(String(100))  # "sms:STOP", "carrier:21610", "api:<source>"
+    opted_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # latest opt-in; see consent_records for all
+    opt_in_source: Mapped[str | None] = mapped_column(String(100))  # "sms:DEMO", "sms:START", "api:<source>"
+    # Consecutive failed deliveries with a carrier code that points at the number; a delivery resets it.
+    delivery_failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    undeliverable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -76,6 +82,20 @@ class Contact(Base):
     @property
     def opted_out(self) -> bool:
         return self.opted_out_at is not None
+
+    @property
+    def undeliverable(self) -> bool:
+        return self.undeliverable_at is not None
+
+    def standard_fields(self) -> dict[str, str | None]:
+        """Return the standard fields by name, as templates, routing rules and API payloads use them."""
+        return {
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "email": self.email,
+            "company": self.company,
+            "phone": self.phone,
+        }
 
 
 class Enrollment(Base):
@@ -157,6 +177,42 @@ class Message(Base):
     reply_text: Mapped[str | None] = mapped_column(Text)  # TwiML reply text sent for an inbound webhook, repeated to duplicates
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class EarlyStatus(Base):
+    """A status callback that arrived before the worker recorded its message; applied when the message is recorded.
+
+    The carrier can call back within milliseconds of accepting a text, before the worker's commit.
+    Rows that never match (texts sent outside smsdrip) are purged by the periodic sweep.
+    """
+
+    __tablename__ = "early_statuses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid: Mapped[str] = mapped_column(String(64), index=True)  # MessageSid
+    status: Mapped[str] = mapped_column(String(40))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ConsentAction(str, enum.Enum):
+    OPT_IN = "opt_in"
+    OPT_OUT = "opt_out"
+
+
+class ConsentRecord(Base):
+    """One opt-in or opt-out of a contact: how, when and through what, kept as proof of consent."""
+
+    __tablename__ = "consent_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    action: Mapped[str] = mapped_column(String(10))  # ConsentAction
+    method: Mapped[str] = mapped_column(String(20))  # "sms" (a text from the contact), "api", "carrier"
+    keyword: Mapped[str | None] = mapped_column(String(100))  # normalised word texted: DEMO, STOP, START...
+    message_sid: Mapped[str | None] = mapped_column(String(64))  # inbound MessageSid, or the failed send's for carrier
+    source: Mapped[str | None] = mapped_column(String(200))  # API caller's source ("web form"), or carrier error code
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Event(Base):

@@ -13,10 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.enrollment import enroll
+from engine.compliance import record_consent
 from engine.keywords import normalise
 from engine.library import SequenceLibrary
-from engine.models import Contact, DoubleOptIn, Message, ScheduledSend, SendKind, SendStatus
+from engine.lifecycle import start_sequence
+from engine.models import ConsentAction, Contact, DoubleOptIn, Message, ScheduledSend, SendKind, SendStatus
 from engine.send_times import window_due_at
 from engine.sequences import Sequence
 from engine.timeline import record_event
@@ -29,7 +30,6 @@ CONFIRMATION_TEXT = "Reply YES to confirm you want texts from us. Msg & data rat
 
 def requires_double_opt_in(sequence: Sequence) -> bool:
     """Return whether the sequence file sets `double_opt_in: true`."""
-    # NOTE: read with getattr because the sequence file loader adds the field; until it does, no sequence requires it.
     return sequence.double_opt_in
 
 
@@ -71,6 +71,8 @@ def confirm_double_opt_in(
     if not waiting:
         return None
 
+    record_consent(session, contact.id, ConsentAction.OPT_IN, "sms", now, keyword=normalise(message.body), message_sid=message.sid,
+                   source="double opt-in")
     sends = []
     for request in waiting:
         request.confirmed_at = now
@@ -79,7 +81,7 @@ def confirm_double_opt_in(
         if sequence is None:
             logger.warning("contact %s confirmed %s, which is no longer a sequence; not enrolled", contact.id, request.sequence_name)
             continue
-        started = enroll(session, contact, sequence, None, now, actor="contact")
+        started = start_sequence(session, contact, sequence, None, now, "contact", library)
         if started is not None:
             enrollment, send = started
             request.enrollment_id = enrollment.id

@@ -10,7 +10,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.enrollment import advance_after_send, end_enrollment
+from engine.compliance import send_blocker
+from engine.config import get_settings
+from engine.delivery import apply_carrier_error, apply_early_statuses
 from engine.library import SequenceLibrary
+from engine.lifecycle import note_contacted
 from engine.machine import EndReason
 from engine.models import Contact, Direction, Enrollment, Message, ScheduledSend, SendKind, SendStatus
 from engine.templates import TemplateError, render
@@ -34,11 +38,7 @@ def template_fields(contact: Contact, enrollment: Enrollment | None) -> dict[str
     """Values a template can use: the contact's standard and custom fields, its owner's name, and the keyword that enrolled it."""
     return {
         **(contact.fields or {}),
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
-        "email": contact.email,
-        "company": contact.company,
-        "phone": contact.phone,
+        **contact.standard_fields(),
         "owner_name": contact.owner,
         "keyword": enrollment.keyword if enrollment is not None else None,
     }
@@ -52,6 +52,14 @@ def prepare_claimed_send(session: Session, send: ScheduledSend, library: Sequenc
     """Check a claimed send is still wanted and render its text; None (and the row closed) when it is not."""
     contact = session.get_one(Contact, send.contact_id)
     enrollment = session.get(Enrollment, send.enrollment_id) if send.enrollment_id is not None else None
+
+    # Checked here, in the worker, and not only when the send was scheduled: the contact may have
+    # texted STOP while the job waited in Redis.
+    blocker = send_blocker(contact)
+    if blocker is not None:
+        _finish(send, SendStatus.CANCELLED, f"contact {contact.id} is {blocker}", now)
+        logger.info("send %s cancelled: contact %s is %s", send.id, contact.id, blocker)
+        return None
 
     if send.kind == SendKind.STEP.value:
         assert enrollment is not None and send.step_id is not None
@@ -79,12 +87,68 @@ def prepare_claimed_send(session: Session, send: ScheduledSend, library: Sequenc
     return PreparedSend(send_id=send.id, contact_id=contact.id, enrollment_id=send.enrollment_id, to=contact.phone, body=body)
 
 
+def still_wanted(session: Session, prepared: PreparedSend, now: datetime) -> bool:
+    """Check again, after waiting for a send slot, that the contact may be texted and a step's enrollment is still live.
+
+    Cancels the claimed row and returns False when it is not.
+    """
+    send = session.get_one(ScheduledSend, prepared.send_id)
+    contact = session.get_one(Contact, prepared.contact_id)
+    enrollment = session.get(Enrollment, prepared.enrollment_id) if prepared.enrollment_id is not None else None
+    reason = None
+    blocker = send_blocker(contact)
+    if blocker is not None:
+        reason = f"contact {contact.id} is {blocker}"
+    elif send.kind == SendKind.STEP.value and enrollment is not None and (not enrollment.active or enrollment.state != send.step_id):
+        reason = f"enrollment {enrollment.id} is no longer at step {send.step_id} (state {enrollment.state})"
+    if reason is None:
+        return True
+    _finish(send, SendStatus.CANCELLED, reason, now)
+    logger.info("send %s cancelled while waiting for a send slot: %s", send.id, reason)
+    return False
+
+
+def record_failed(
+    session: Session, prepared: PreparedSend, from_number: str, http_status: int | None, code: int | None, detail: str,
+    library: SequenceLibrary, now: datetime, undeliverable_after: int,
+) -> ScheduledSend | None:
+    """Record a send the carrier rejected for good, act on its error code, and move a step's enrollment on.
+
+    The failed text is stored as an outbound message with the error code, on the contact's timeline.
+    A step's enrollment goes on to its next step, as after a delivery failure reported later by
+    callback, unless the error opted the contact out or made the number undeliverable.
+    """
+    send = session.get_one(ScheduledSend, prepared.send_id)
+    _finish(send, SendStatus.FAILED, detail, now)
+    message = _store_outbound(session, prepared, None, "failed", from_number, error_code=code)
+    record_event(session, prepared.contact_id, "message.failed", "carrier", message_id=message.id, send_id=send.id,
+                 status=http_status, error_code=code, step=send.step_id)
+    logger.error("send %s (contact %s, enrollment %s) rejected by the carrier: HTTP %s, error %s",
+                 send.id, prepared.contact_id, send.enrollment_id, http_status, code)
+    if code is not None:
+        apply_carrier_error(session, prepared.contact_id, code, library, now, undeliverable_after, send_id=send.id)
+    return _advance_step(session, send, prepared, library, now)
+
+
 def record_sent(
     session: Session, prepared: PreparedSend, sid: str, status: str, from_number: str, library: SequenceLibrary, now: datetime
 ) -> ScheduledSend | None:
     """Store the outbound message and move a step's enrollment on; returns the next send to enqueue, if any."""
     send = session.get_one(ScheduledSend, prepared.send_id)
     send.status, send.finished_at = SendStatus.SENT.value, now
+    message = _store_outbound(session, prepared, sid, status, from_number)
+    record_event(session, prepared.contact_id, "message.out", send.actor, message_id=message.id, sid=sid, send_id=send.id, step=send.step_id)
+    logger.info("send %s went out as %s (contact %s, enrollment %s, step %s)", send.id, sid, prepared.contact_id, send.enrollment_id, send.step_id)
+    note_contacted(session, session.get_one(Contact, prepared.contact_id), now, send.actor, library)
+    apply_early_statuses(session, message, library, now, get_settings().undeliverable_after)
+
+    return _advance_step(session, send, prepared, library, now)
+
+
+def _store_outbound(
+    session: Session, prepared: PreparedSend, sid: str | None, status: str, from_number: str, error_code: int | None = None
+) -> Message:
+    """Add the outbound message for a claimed send and flush it, so it has an id for the timeline."""
     message = Message(
         contact_id=prepared.contact_id,
         direction=Direction.OUTBOUND.value,
@@ -93,14 +157,16 @@ def record_sent(
         to_number=prepared.to,
         body=prepared.body,
         status=status,
+        error_code=error_code,
         enrollment_id=prepared.enrollment_id,
         send_id=prepared.send_id,
     )
     session.add(message)
     session.flush()
-    record_event(session, prepared.contact_id, "message.out", send.actor, message_id=message.id, sid=sid, send_id=send.id, step=send.step_id)
-    logger.info("send %s went out as %s (contact %s, enrollment %s, step %s)", send.id, sid, prepared.contact_id, send.enrollment_id, send.step_id)
+    return message
 
+
+def _advance_step(session: Session, send: ScheduledSend, prepared: PreparedSend, library: SequenceLibrary, now: datetime) -> ScheduledSend | None:
     if send.kind != SendKind.STEP.value or prepared.enrollment_id is None:
         return None
     enrollment = session.get_one(Enrollment, prepared.enrollment_id)

@@ -16,10 +16,16 @@ def to_e164(raw: str, region: str = DEFAULT_REGION) -> str:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as error:
-        raise InvalidPhoneNumber(f"{mask(raw)!s} is not a phone number ({error}): use E.164 such as +12125550123") from None
+        raise InvalidPhoneNumber(f"{_shown(raw)} is not a phone number: use E.164 such as +12125550123") from None
     if not phonenumbers.is_possible_number(number):
-        raise InvalidPhoneNumber(f"{mask(raw)} is not a possible phone number: check the digits and the country code")
+        raise InvalidPhoneNumber(f"{_shown(raw)} is not a possible phone number: check the digits and the country code")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _shown(raw: str) -> str:
+    """Quote a rejected value for an error message: masked when it has enough digits to be someone's number."""
+    digits = sum(character.isdigit() for character in raw)
+    return repr(mask(raw)) if digits > 4 else repr(raw[:40])
 
 
 def mask(phone: str | None) -> str:

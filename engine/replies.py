@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from engine.enrollment import cancel_pending_sends, end_enrollment, live_enrollment, schedule_step
 from engine.keywords import KeywordIndex, KeywordRule
+from engine.lead_status import InvalidStatusMove
 from engine.library import SequenceLibrary
+from engine.lifecycle import assign_by_action, change_status
 from engine.machine import ANSWERABLE_END_STATES, EndReason, machine_for
 from engine.models import Contact, Direction, Enrollment, Message, ScheduledSend, SendKind
 from engine.outbound import template_fields
@@ -59,7 +61,7 @@ def handle_reply(session: Session, contact: Contact, record: Message, library: S
             record.enrollment_id = enrollment.id
             logger.info("inbound %s from contact %s is reply word %s to step %s of enrollment %s", record.sid, contact.id, word, step_id, enrollment.id)
             record_event(session, contact.id, "reply.matched", "contact", enrollment_id=enrollment.id, step=step_id, word=word)
-            _run_actions(session, contact, enrollment, sequence, action, now, outcome)
+            _run_actions(session, contact, enrollment, sequence, action, now, outcome, library)
             return outcome
 
     live = session.scalars(select(Enrollment).where(Enrollment.contact_id == contact.id, Enrollment.ended_at.is_(None))).all()
@@ -92,26 +94,31 @@ def _last_step_received(session: Session, contact_id: int) -> tuple[Enrollment, 
 
 def _run_actions(
     session: Session, contact: Contact, enrollment: Enrollment, sequence: Sequence, action: ReplyAction, now: datetime,
-    outcome: ReplyOutcome,
+    outcome: ReplyOutcome, library: SequenceLibrary,
 ) -> None:
-    if action.status is not None and action.status != contact.status:
-        record_event(session, contact.id, "lead.status_changed", "contact", enrollment_id=enrollment.id, old=contact.status, new=action.status)
-        logger.info("contact %s lead status %s -> %s by a reply word (enrollment %s)", contact.id, contact.status, action.status, enrollment.id)
-        contact.status = action.status
-    if action.assign:
-        # NOTE: only recorded here; routing the lead to a person belongs to lead management.
-        record_event(session, contact.id, "lead.assignment_requested", "contact", enrollment_id=enrollment.id)
-    if action.reply is not None:
-        try:
-            outcome.reply = render(action.reply, template_fields(contact, enrollment))
-        except TemplateError as error:
-            logger.error("enrollment %s: reply text of sequence %s cannot be rendered: %s", enrollment.id, sequence.name, error)
     if action.next is not None:
         send = jump_to_step(session, enrollment, contact, sequence, action.next, now)
         if send is not None:
             outcome.sends.append(send)
     if action.end is not None:
         _end_by_reply(session, enrollment, sequence, EndReason(action.end), now)
+
+    # Status and owner come after the jumps and ends, so a status that ends sequences (converted, lost) sees them.
+    if action.status is not None:
+        try:
+            change_status(session, contact, action.status, now, "contact", library)
+        except InvalidStatusMove as error:
+            logger.warning("contact %s: reply word of enrollment %s keeps status %s: %s", contact.id, enrollment.id, contact.status, error)
+    if action.assign:
+        record_event(session, contact.id, "lead.assignment_requested", "contact", enrollment_id=enrollment.id)
+        assign_by_action(session, contact, now, "contact")
+
+    # The answer is rendered last, so {owner_name} names the rep the actions above assigned.
+    if action.reply is not None:
+        try:
+            outcome.reply = render(action.reply, template_fields(contact, enrollment))
+        except TemplateError as error:
+            logger.error("enrollment %s: reply text of sequence %s cannot be rendered: %s", enrollment.id, sequence.name, error)
 
 
 def jump_to_step(

@@ -380,11 +380,7 @@ def contact_facts(contact: Contact, sequences: set[str]) -> dict[str, Any]:
     tags = fields.get("tags") or []
     return {
         **fields,
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
-        "email": contact.email,
-        "company": contact.company,
-        "phone": contact.phone,
+        **contact.standard_fields(),
         "source": contact.source,
         "status": contact.status,
         "score": contact.score,

@@ -119,3 +119,17 @@ def _plan(
     if not constraints:
         return nominal
     return earliest_common_time(constraints, nominal)
+
+
+def quiet_hours_due(moment: datetime, recipient: Recipient) -> datetime:
+    """Return `moment`, or the next time after it that is inside the recipient's quiet hours in every zone they may be in.
+
+    For texts outside a sequence (broadcasts, double opt-in requests): the same rules as steps, without a file's window.
+    """
+    quiet = quiet_hours_for(recipient.phone)
+    zones = recipient_zones(recipient)
+    due = earliest_common_time([(quiet, zone) for zone in zones], moment)
+    if due is None:
+        due = earliest_common_time([(quiet, default_zone(recipient))], moment)
+    assert due is not None, "quiet hours open every day"
+    return due.astimezone(timezone.utc)

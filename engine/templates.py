@@ -12,7 +12,7 @@ _formatter = Formatter()
 
 # Contact columns a template can name, plus the keyword that enrolled the contact; any other name is a
 # custom field from the contact's `fields`.
-STANDARD_FIELDS = ("first_name", "last_name", "email", "company", "phone", "keyword")
+STANDARD_FIELDS = ("first_name", "last_name", "email", "company", "phone", "keyword", "owner_name")
 # Fields every enrollment has: the number texted to, and the keyword for keyword enrollments. A
 # placeholder for any other field needs a default, because a contact may lack it.
 ALWAYS_KNOWN_FIELDS = frozenset({"phone", "keyword"})

@@ -15,6 +15,7 @@ from engine.config import get_settings, read_default_time_zone
 from engine.keywords import normalise
 from engine.phones import InvalidPhoneNumber, to_e164
 from engine.schedule import Recipient, recipient_zones
+from engine.routing import check_routing_file
 from engine.segments import Segments
 from engine.sequence_checks import library_problems, sequence_warnings
 from engine.sequence_files import Problem, SequenceFileError, load_sequence_file, sequence_paths
@@ -22,6 +23,10 @@ from engine.sequences import Sequence
 from engine.simulation import Timeline, TimelineEntry, simulate as simulate_sequence
 from engine.templates import SAMPLE_PHONE
 from engine.timezones import find_zone
+
+
+# A file with one of these names is a routing file (reps, rules, scoring), not a sequence.
+ROUTING_FILE_NAMES = frozenset({"routing.yaml", "routing.yml"})
 
 
 @click.command()
@@ -33,7 +38,10 @@ def check(paths: tuple[Path, ...]) -> None:
     "warning:" and do not. With no problems, each file gets a one-line summary.
     """
     if not paths:
-        paths = (Path(os.environ.get("SMSDRIP_SEQUENCES") or "sequences"),)
+        routing = Path(os.environ.get("SMSDRIP_ROUTING") or "routing.yaml")
+        paths = (Path(os.environ.get("SMSDRIP_SEQUENCES") or "sequences"),) + ((routing,) if routing.is_file() else ())
+    routing_paths = [path for path in paths if path.name in ROUTING_FILE_NAMES and path.is_file()]
+    paths = tuple(path for path in paths if path not in routing_paths)
     problems: list[Problem] = []
     for path in paths:
         if not path.exists():
@@ -48,6 +56,8 @@ def check(paths: tuple[Path, ...]) -> None:
         except SequenceFileError as error:
             problems.extend(error.problems)
     problems.extend(library_problems(loaded))
+    for routing_path in routing_paths:
+        problems.extend(check_routing_file(routing_path, [sequence.name for sequence in loaded] if loaded else None))
     warnings = [warning for sequence in loaded for warning in sequence_warnings(sequence)]
 
     for problem in sorted(problems, key=lambda problem: (problem.path, problem.line)):
@@ -56,10 +66,12 @@ def check(paths: tuple[Path, ...]) -> None:
         click.echo(f"warning: {warning}")
     if problems:
         files = len({problem.path for problem in problems})
-        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {files} file{'s' if files != 1 else ''}: nothing was changed")
+        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {files} file{'s' if files != 1 else ''}: fix them and run smsdrip check again")
         sys.exit(1)
     for sequence in loaded:
         click.echo(f"{sequence.source}: ok: {_summary(sequence)}")
+    for routing_path in routing_paths:
+        click.echo(f"{routing_path}: ok: routing file")
 
 
 def _summary(sequence: Sequence) -> str:

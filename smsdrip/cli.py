@@ -37,7 +37,7 @@ class SmsdripGroup(click.Group):
 
 
 @click.group(cls=SmsdripGroup)
-@click.option("--log-level", default=lambda: os.environ.get("SMSDRIP_LOG_LEVEL", "INFO"), show_default="INFO",
+@click.option("--log-level", envvar="SMSDRIP_LOG_LEVEL", default="INFO", show_default=True,
               type=click.Choice(LEVELS, case_sensitive=False), help="Logging level (or SMSDRIP_LOG_LEVEL).")
 def main(log_level: str) -> None:
     """SMS keyword and sequence automation."""

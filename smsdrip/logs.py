@@ -25,3 +25,7 @@ def configure_logging(level: str = "INFO") -> None:
     # Per-transition and per-migration log lines carry nothing an operator needs.
     logging.getLogger("transitions").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime").setLevel(logging.WARNING)
+    if level.upper() != "DEBUG":
+        # The cron scheduler and RQ's scheduler log every periodic run and lock renewal, burying smsdrip's own lines.
+        logging.getLogger("rq.cron").setLevel(logging.WARNING)
+        logging.getLogger("rq.scheduler").setLevel(logging.WARNING)

@@ -36,4 +36,5 @@ def run_gunicorn(host: str, port: int, workers: int) -> None:
 
     create_app()
     logger.info("serving webhooks on http://%s:%d with %d gunicorn workers", host, port, workers)
-    _SmsdripGunicorn({"bind": f"{host}:{port}", "workers": workers, "accesslog": None, "timeout": 30}).run()
+    # No control socket: its default path is one per user, shared by every gunicorn on the host.
+    _SmsdripGunicorn({"bind": f"{host}:{port}", "workers": workers, "accesslog": None, "timeout": 30, "control_socket_disable": True}).run()

@@ -172,7 +172,7 @@ def zone_where_local_hour(hours: range) -> str:
     raise AssertionError(f"no time zone has a local hour in {hours} now")
 
 
-INSIDE_WINDOW_HOURS = range(10, 18)  # well inside 09:00-20:00, even if the test runs for minutes
+INSIDE_WINDOW_HOURS = range(10, 18)  # well inside 08:00-21:00, even if the test runs for minutes
 OUTSIDE_WINDOW_HOURS = range(0, 7)
 
 

@@ -17,6 +17,8 @@ from engine.outbound import prepare_claimed_send, record_sent
 from tests.conftest import OUR_NUMBER
 
 PROSPECT = "+12125550123"  # New York
+# Sequence-file lines that open the send window all day, for tests whose steps come due in seconds or minutes at any hour.
+ANY_HOUR = 'allow_outside_quiet_hours: true\nsend_window: {start: "00:00", end: "00:00"}\n'
 
 
 def use_sequences(folder: Path, **files: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.db import session_scope
-from engine.models import CaptureConsent, Contact, Enrollment, Event, ScheduledSend
+from engine.models import CaptureConsent, ConsentRecord, Contact, Enrollment, Event, ScheduledSend
 from tests.conftest import OUR_NUMBER, wait_until
 from tests.lead_fixtures import ApiClient, consent, utcnow
 
@@ -235,3 +235,29 @@ def test_invalid_routing_stops_startup(routing):
     routing.write("reps:\n  - {name: alice}\n")
     with pytest.raises(RoutingFileError, match=r"routing.yaml:2: reps\[0\]: rep 'alice' has neither phone nor email"):
         create_app()
+
+
+def test_leads_consent_in_consent_history(api: ApiClient):
+    api.post("/api/leads", LEAD)
+    with session_scope() as session:
+        record = session.scalars(select(ConsentRecord)).one()
+        assert (record.action, record.method, record.source) == ("opt_in", "api", "api:website: web_form")
+        assert record.created_at.isoformat() == "2025-01-31T14:05:00+00:00"
+
+
+def test_leads_consent_keeps_opt_out(api: ApiClient):
+    api.post("/api/leads", LEAD)
+    with session_scope() as session:
+        session.scalars(select(Contact)).one().opted_out_at = utcnow()
+    api.post("/api/leads", {**LEAD, "consent": consent(at="2025-02-01T09:00:00Z")})
+    with session_scope() as session:
+        assert session.scalars(select(Contact)).one().opted_out
+        assert len(session.scalars(select(ConsentRecord)).all()) == 2
+
+
+def test_leads_response_has_last_activity(api: ApiClient):
+    body = api.post("/api/leads", LEAD).get_json()
+    with session_scope() as session:
+        latest = session.scalars(select(Event.created_at).order_by(Event.id.desc())).first()
+    assert latest is not None
+    assert body["contact"]["last_activity_at"] == latest.isoformat()

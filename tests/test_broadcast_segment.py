@@ -87,7 +87,7 @@ def test_broadcast_creates_windowed_sends(audience, run_cli):
         assert (record.segment, record.recipients, record.created_by) == (SEGMENT, 2, "cli")
         assert {send.actor for send in sends.values()} == {f"broadcast:{record.id}"}
         bo_due = sends[bo.id].due_at.astimezone(ZoneInfo(bo.time_zone))
-        assert (bo_due.hour, bo_due.minute) == (9, 0)
+        assert (bo_due.hour, bo_due.minute) == (8, 0)
         assert sends[bo.id].due_at > before
 
 
@@ -122,10 +122,11 @@ def _out_actors() -> list[str]:
 
 @pytest.mark.parametrize(("local_time", "expected_local"), [
     ("2025-03-03T10:30", "2025-03-03T10:30"),
-    ("2025-03-03T07:15", "2025-03-03T09:00"),
-    ("2025-03-03T20:00", "2025-03-04T09:00"),
-    ("2025-03-03T23:59", "2025-03-04T09:00"),
-], ids=["inside", "before-opening", "at-closing", "late-night"])
+    ("2025-03-03T07:15", "2025-03-03T08:00"),
+    ("2025-03-03T20:30", "2025-03-03T20:30"),
+    ("2025-03-03T21:00", "2025-03-04T08:00"),
+    ("2025-03-03T23:59", "2025-03-04T08:00"),
+], ids=["inside", "before-opening", "last-half-hour", "at-closing", "late-night"])
 def test_window_due_at_local_time(local_time: str, expected_local: str):
     zone = ZoneInfo("America/Chicago")
     now = datetime.fromisoformat(local_time).replace(tzinfo=zone).astimezone(timezone.utc)
@@ -134,7 +135,14 @@ def test_window_due_at_local_time(local_time: str, expected_local: str):
 
 
 def test_window_due_at_zone_from_number():
-    # 212 is New York: 13:00 UTC in March is 08:00 there, before the window opens.
-    now = datetime(2025, 3, 3, 13, 0, tzinfo=timezone.utc)
+    # 212 is New York: 12:00 UTC in March is 07:00 there, before quiet hours end.
+    now = datetime(2025, 3, 3, 12, 0, tzinfo=timezone.utc)
     due = window_due_at(Contact(id=1, phone="+12125550123"), now)
     assert due - now == timedelta(hours=1)
+
+
+def test_window_due_at_florida_evening_limit():
+    # 305 is Miami: Florida allows texts until 20:00, so 20:30 local (01:30 UTC next day) waits for 08:00.
+    now = datetime(2025, 3, 4, 1, 30, tzinfo=timezone.utc)
+    due = window_due_at(Contact(id=1, phone="+13055550123"), now)
+    assert due.astimezone(ZoneInfo("America/New_York")).isoformat(timespec="minutes") == "2025-03-04T08:00-05:00"

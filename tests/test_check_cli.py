@@ -47,7 +47,7 @@ def test_problems_listed_with_lines(tmp_path: Path):
         f"{bad}:2: keywords: 'STOP' is a reserved word: carriers keep it for opt-out, opt-in and help, so pick another word",
         f"{bad}:5: steps[0].after: '2 days' is not a delay: use 0 or a whole number with s, m, h or d, such as 30m or 1d",
         f"{bad}:6: steps[0].text: {{first_name}} has no default and not every contact has first_name: give it one, such as {{first_name|there}}",
-        "3 problems in 1 file: nothing was changed",
+        "3 problems in 1 file: fix them and run smsdrip check again",
     ]
 
 
@@ -63,7 +63,7 @@ def test_keyword_clash_between_files(tmp_path: Path):
 
 
 def test_missing_path_reported(tmp_path: Path):
-    assert run(str(tmp_path / "nope.yaml")) == (1, [f"{tmp_path / 'nope.yaml'}:1: file: does not exist: check the path", "1 problem in 1 file: nothing was changed"])
+    assert run(str(tmp_path / "nope.yaml")) == (1, [f"{tmp_path / 'nope.yaml'}:1: file: does not exist: check the path", "1 problem in 1 file: fix them and run smsdrip check again"])
 
 
 def test_empty_folder_reported(tmp_path: Path):
@@ -151,11 +151,12 @@ def test_warns_window_closed_in_florida(tmp_path: Path):
 
 
 def test_shipped_sequences_pass():
-    """The example files in sequences/ pass `smsdrip check`, run as a user runs it."""
+    """The example files in sequences/ and the shipped routing.yaml pass `smsdrip check`, run as a user runs it."""
     env = {key: value for key, value in os.environ.items() if key != "SMSDRIP_SEQUENCES"}
     result = subprocess.run([sys.executable, "-m", "smsdrip.cli", "check"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count(": ok: ") == len(list((REPO / "sequences").glob("*.yaml")))
+    assert result.stdout.count(": ok: sequence ") == len(list((REPO / "sequences").glob("*.yaml")))
+    assert result.stdout.splitlines()[-1] == "routing.yaml: ok: routing file"
     assert "warning:" not in result.stdout
 
 
@@ -168,3 +169,28 @@ def test_documented_example_passes(tmp_path: Path):
     code, lines = run(str(path))
     assert code == 0, lines
     assert lines == [f"{path}: ok: sequence spring-open-house, 4 steps, keywords OPENHOUSE, OPEN HOUSE on +15550100000, send window mon-sat 09:00-19:00"]
+
+
+def test_routing_file_checked_against_sequences(tmp_path: Path):
+    (tmp_path / "demo.yaml").write_text(GOOD)
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("reps:\n  - {name: Ana, phone: '+15550100001'}\nrules:\n  - {name: web, sequence: webinar}\n")
+    code, lines = run(str(tmp_path / "demo.yaml"), str(routing))
+    assert code == 1
+    assert lines == [
+        f"{routing}:4: rules[0].sequence: 'webinar' is not a sequence: use one of demo",
+        "1 problem in 1 file: fix them and run smsdrip check again",
+    ]
+
+
+def test_routing_file_found_in_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    folder = tmp_path / "sequences"
+    folder.mkdir()
+    (folder / "demo.yaml").write_text(GOOD)
+    (tmp_path / "routing.yaml").write_text("rules:\n  - {name: web, sequence: demo}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SMSDRIP_SEQUENCES", raising=False)
+    monkeypatch.delenv("SMSDRIP_ROUTING", raising=False)
+    code, lines = run()
+    assert code == 0
+    assert lines[-1] == "routing.yaml: ok: routing file"

@@ -48,7 +48,7 @@ def test_dev_then_text_logs_welcome(tmp_path: Path):
         assert texted.returncode == 0, texted.stderr
         assert texted.stdout.strip() == '200 <?xml version="1.0" encoding="UTF-8"?><Response />'
 
-        welcome = "Thanks for texting DEMO! We'll send a few tips over the next days. Reply STOP to opt out."
+        welcome = "Hi there! Thanks for your interest in a demo. We'll send a few tips over the next few days. Reply STOP to opt out."
         assert wait_until(lambda: welcome in log_path.read_text(), timeout=30), log_path.read_text()
         output = log_path.read_text()
         assert "console transport: text SM" in output

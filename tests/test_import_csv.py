@@ -6,6 +6,7 @@ import csv
 import io
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from engine.db import session_scope
@@ -26,7 +27,7 @@ Line",,,web_form,2025-01-10T10:00:00Z,,
 """
 
 REJECTED = [
-    "  line 4: phone: ** is not a possible phone number: check the digits and the country code",
+    "  line 4: phone: '12' is not a possible phone number: check the digits and the country code",
     "  line 5: phone: duplicate: the same number is on line 2",
     '  line 6: consent: is missing: give {"method": "web_form", "at": "2025-01-31T14:05:00Z"}, because smsdrip texts no one without recorded consent',
     "  line 7: consent.at: '2999-01-01T00:00:00Z' is in the future: give the time the person consented",
@@ -161,3 +162,14 @@ def test_export_imports_again_unchanged(routing: RoutingFile, run_cli, tmp_path:
             writer.writerow({**row, "consent_method": method, "consent_at": at})
     result = run_cli("contacts", "import", str(tmp_path / "again.csv"))
     assert result.stdout.splitlines()[0] == "imported 3 rows: 0 created, 0 updated, 3 unchanged, 0 rejected"
+
+
+def test_phone_error_quotes_short_value():
+    from engine.phones import InvalidPhoneNumber, to_e164
+
+    with pytest.raises(InvalidPhoneNumber) as raised:
+        to_e164("notaphone")
+    assert str(raised.value) == "'notaphone' is not a phone number: use E.164 such as +12125550123"
+    with pytest.raises(InvalidPhoneNumber) as masked:
+        to_e164("+1 212 555 01234567")
+    assert str(masked.value).startswith("'*")

@@ -1,13 +1,8 @@
-"""Double opt-in for captured leads: one confirmation text, no step until YES, then the sequence starts.
-
-The sequence file loader adds `double_opt_in` to Sequence. Until it does, these tests build such a
-sequence as a subclass with that field, as the loader will produce it.
-"""
+"""Double opt-in for captured leads: one confirmation text, no step until YES, then the sequence starts."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -19,7 +14,7 @@ from engine.keywords import KeywordIndex, KeywordRule
 from engine.leads import capture_lead, parse_lead
 from engine.library import SequenceLibrary
 from engine.lifecycle import current_routing
-from engine.models import Contact, DoubleOptIn, Enrollment, ScheduledSend
+from engine.models import ConsentRecord, Contact, DoubleOptIn, Enrollment, ScheduledSend
 from engine.optin import CONFIRMATION_TEXT
 from engine.sequences import Sequence, Step
 from tests.conftest import OUR_NUMBER
@@ -28,15 +23,11 @@ from tests.lead_fixtures import INSIDE_WINDOW_HOURS, RoutingFile, consent, utcno
 PHONE = "+15550100001"
 
 
-@dataclass(frozen=True)
-class OptInSequence(Sequence):
-    double_opt_in: bool = True
-
-
 @pytest.fixture
 def library() -> SequenceLibrary:
-    webinar = OptInSequence(
+    webinar = Sequence(
         name="webinar",
+        double_opt_in=True,
         keywords=("WEBINAR",),
         steps=(Step("welcome", timedelta(0), "You're in! The webinar starts Thursday."), Step("reminder", timedelta(days=1), "See you soon.")),
     )
@@ -96,6 +87,18 @@ def test_yes_starts_sequence(routing: RoutingFile, library: SequenceLibrary):
         assert (enrollment.sequence_name, enrollment.state) == ("webinar", "welcome")
         assert request.confirmed_at is not None
         assert request.enrollment_id == enrollment.id
+
+
+def test_yes_recorded_in_consent_history(routing: RoutingFile, library: SequenceLibrary):
+    _capture(library)
+    _text(library, "Yes!")
+    with session_scope() as session:
+        records = session.scalars(select(ConsentRecord).order_by(ConsentRecord.id)).all()
+        assert [(record.method, record.keyword, record.source) for record in records] == [
+            ("api", None, "api:test: web_form"),
+            ("sms", "YES", "double opt-in"),
+        ]
+        assert records[1].message_sid is not None and records[1].message_sid.startswith("SM")
 
 
 def test_opted_out_lead_not_asked(routing: RoutingFile, library: SequenceLibrary):

@@ -58,7 +58,7 @@ def test_text_notifies_owner(api: ApiClient, routing: RoutingFile, start_worker,
     messages = twilio_api.wait_for(1, timeout=30)
     assert len(messages) == 1, worker.log()
     assert messages[0].to == "+15550100101"
-    assert messages[0].body == "smsdrip: Dana (Acme) at +15550100001 is now yours (qualified, status qualified, score 0)."
+    assert messages[0].body == "smsdrip: Dana (Acme) at +15550100001 is now yours: status qualified, score 0."
     assert wait_until(lambda: _statuses() == ["sent"])
     with session_scope() as session:
         # Reps are not contacts: the notification creates no contact and no message on a lead's thread.
@@ -85,6 +85,31 @@ def test_webhook_failure_retries_then_fails(api: ApiClient, routing: RoutingFile
         notification = session.get_one(RepNotification, notification_id)
         assert (notification.status, notification.attempts, notification.detail) == ("failed", MAX_ATTEMPTS, "HTTP 500 Internal Server Error")
         assert session.scalars(select(Event.kind).where(Event.kind == "rep.notification_failed")).all() == ["rep.notification_failed"]
+
+
+def test_text_notification_waits_for_send_slot(api: ApiClient, routing: RoutingFile, twilio_api, monkeypatch):
+    from engine.config import get_settings, reset_settings
+    from workers.connection import get_redis
+    from workers.notifications import NOTIFY_SLOT_WAIT, DeliveryFailed, deliver_notification
+    from workers.throttle import SendRateLimiter
+
+    routing.write(TEAM % ("true", "null"))
+    _qualify(api)
+    with session_scope() as session:
+        notification_id = session.scalars(select(RepNotification.id)).one()
+    # One text every 60 s from our number, and a step text just took the current slot.
+    monkeypatch.setenv("SMSDRIP_MPS", str(1 / 60))
+    reset_settings()
+    settings = get_settings()
+    assert SendRateLimiter(get_redis(), settings.sender, settings.mps, NOTIFY_SLOT_WAIT).reserve() == 0
+
+    with pytest.raises(DeliveryFailed):
+        deliver_notification(notification_id)
+    assert twilio_api.messages == []
+    with session_scope() as session:
+        notification = session.get_one(RepNotification, notification_id)
+        assert notification.status == "pending"
+        assert notification.detail == "sender busy: no send slot within 15 s at 0.0166667 messages per second"
 
 
 def test_owner_name_in_step(api: ApiClient, routing: RoutingFile, sequences_dir, start_worker, twilio_api):

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from engine.config import reset_settings
 from engine.db import session_scope
 from engine.models import Contact, Enrollment, Event, Message, ScheduledSend
+from engine.routing import reset_routing_cache
 from tests.conftest import inbound_params, signed_post, wait_until
 from tests.sequence_helpers import PROSPECT, pending_sends, send_due, text_in, use_sequences
 
@@ -109,7 +111,7 @@ def test_reply_word_sets_lead_status(smsdrip_env, sequences_dir: Path):
     start_demo(sequences_dir)
     text_in("yes", T0 + timedelta(minutes=5))
     assert contact_status() == "engaged"
-    assert "lead.status_changed" in event_kinds()
+    assert "status.changed" in event_kinds()
 
 
 def test_reply_word_end_stops_sequence(smsdrip_env, sequences_dir: Path):
@@ -121,11 +123,39 @@ def test_reply_word_end_stops_sequence(smsdrip_env, sequences_dir: Path):
     assert contact_status() == "lost"
 
 
-def test_reply_word_assign_recorded(smsdrip_env, sequences_dir: Path):
+def test_reply_assign_gives_owner(smsdrip_env, sequences_dir: Path, tmp_path: Path, monkeypatch):
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("reps:\n  - {name: dana, email: dana@example.com}\nrules:\n  - {name: all, rep: dana}\nnotify:\n  text: false\n")
+    monkeypatch.setenv("SMSDRIP_ROUTING", str(routing))
+    reset_settings()
+    reset_routing_cache()
     start_demo(sequences_dir)
     outcome = text_in("later", T0 + timedelta(minutes=5))
     assert outcome.reply is None
-    assert event_kinds()[-1] == "lead.assignment_requested"
+    kinds = event_kinds()
+    assert kinds.index("lead.assignment_requested") < kinds.index("contact.assigned")
+    with session_scope() as session:
+        assert session.scalars(select(Contact.owner)).one() == "dana"
+    assert enrollments() == [("demo", "tips", True)]
+
+
+def test_reply_answer_names_new_owner(smsdrip_env, sequences_dir: Path, tmp_path: Path, monkeypatch):
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("reps:\n  - {name: Dana, email: dana@example.com}\nrules:\n  - {name: all, rep: Dana}\nnotify:\n  text: false\n")
+    monkeypatch.setenv("SMSDRIP_ROUTING", str(routing))
+    reset_settings()
+    reset_routing_cache()
+    start_demo(sequences_dir, DEMO.replace("later: {assign: true}", 'later: {assign: true, reply: "{owner_name|Someone} will call you."}'))
+    outcome = text_in("later", T0 + timedelta(minutes=5))
+    assert outcome.reply == "Dana will call you."
+
+
+def test_reply_assign_without_rep(smsdrip_env, sequences_dir: Path):
+    start_demo(sequences_dir)  # no routing file in the working directory: nobody to assign to
+    text_in("later", T0 + timedelta(minutes=5))
+    assert "lead.assignment_requested" in event_kinds()
+    with session_scope() as session:
+        assert session.scalars(select(Contact.owner)).one() is None
     assert enrollments() == [("demo", "tips", True)]
 
 

@@ -96,7 +96,7 @@ def test_report_text_table(funnel: ApiClient, run_cli):
     assert "  step welcome                    5  (100%)" in lines
     assert "  replied                         3  (60%)" in lines
     assert "  delivery rate               66.7% (2 delivered, 1 failed, 2 without a final status, of 5 sent)" in lines
-    assert "  first response by a person  median 15m 45s over 2 leads (1 awaiting a response)" in lines
+    assert "  first response by a person  median 15m 45s over 2 leads (1 still waiting for a person's first response)" in lines
 
 
 def test_report_since_excludes_older(funnel: ApiClient, run_cli):

@@ -17,7 +17,7 @@ from engine.models import Enrollment, Event, ScheduledSend, SendStatus
 from engine.outbound import prepare_claimed_send, record_sent
 from smsdrip.cli import main
 from tests.conftest import OUR_NUMBER
-from tests.sequence_helpers import library, outbound_bodies, pending_sends, send_due, text_in, use_sequences
+from tests.sequence_helpers import ANY_HOUR, library, outbound_bodies, pending_sends, send_due, text_in, use_sequences
 
 T0 = datetime(2026, 3, 4, 15, 0, tzinfo=timezone.utc)  # Wednesday 10:00 in New York
 
@@ -103,15 +103,15 @@ def test_new_timing_moves_pending_send(smsdrip_env, sequences_dir: Path):
     use_sequences(sequences_dir, demo=DEMO.replace("after: 1d\n    text: Tip one.", "after: 2h\n    text: Tip one."))
     with session_scope() as session:
         result = apply_sequence_edits(session, library(), T0 + timedelta(minutes=1))
-    assert result == EditsApplied(rescheduled=1, ended=0)
     assert pending_sends() == [("tips", T0 + timedelta(hours=2))]
+    assert result == EditsApplied(moved=[(2, T0 + timedelta(hours=2))], ended=0)
 
 
 def test_unchanged_timing_keeps_due_time(smsdrip_env, sequences_dir: Path):
     start(sequences_dir)
     with session_scope() as session:
         result = apply_sequence_edits(session, library(), T0 + timedelta(minutes=1))
-    assert result == EditsApplied(rescheduled=0, ended=0)
+    assert result == EditsApplied(moved=[], ended=0)
     assert pending_sends() == [("tips", T0 + timedelta(days=1))]
 
 
@@ -120,7 +120,7 @@ def test_edit_pass_ends_removed_step(smsdrip_env, sequences_dir: Path):
     use_sequences(sequences_dir, demo=DEMO.replace("  - id: tips\n    after: 1d\n    text: Tip one.\n", ""))
     with session_scope() as session:
         result = apply_sequence_edits(session, library(), T0 + timedelta(minutes=1))
-    assert result == EditsApplied(rescheduled=0, ended=1)
+    assert result == EditsApplied(moved=[], ended=1)
     assert enrollment_state() == ("sequence_changed", False)
     assert pending_sends() == []
 
@@ -141,3 +141,50 @@ def test_apply_edits_command_rejects_broken_files(smsdrip_env, sequences_dir: Pa
     assert result.exit_code == 1
     assert result.stdout.splitlines()[-1] == "sequence files have problems: fix them (see smsdrip check) and run apply-edits again"
     assert pending_sends() == [("tips", T0 + timedelta(days=1))]
+
+
+ANYTIME = "name: demo\nkeywords: [DEMO]\n" + ANY_HOUR + DEMO[DEMO.index("steps:"):DEMO.index("  - id: call")].replace("after: 1d", "after: 8m")
+
+
+def test_sweep_applies_new_timing(smsdrip_env, sequences_dir: Path):
+    from workers.jobs import enqueue_due_sends
+
+    start(sequences_dir)
+    use_sequences(sequences_dir, demo=DEMO.replace("after: 1d\n    text: Tip one.", "after: 2h\n    text: Tip one."))
+    enqueue_due_sends(T0 + timedelta(minutes=1))
+    assert pending_sends() == [("tips", T0 + timedelta(hours=2))]
+
+
+def test_sweep_applies_each_edit_once(smsdrip_env, sequences_dir: Path):
+    from workers.sequence_edits import apply_edited_files
+
+    start(sequences_dir)
+    first = apply_edited_files(T0 + timedelta(minutes=1))
+    assert first == EditsApplied(moved=[], ended=0)
+    assert apply_edited_files(T0 + timedelta(minutes=2)) is None
+    use_sequences(sequences_dir, demo=DEMO.replace("after: 1d\n    text: Tip one.", "after: 3h\n    text: Tip one."))
+    assert apply_edited_files(T0 + timedelta(minutes=3)) == EditsApplied(moved=[(2, T0 + timedelta(hours=3))], ended=0)
+    assert apply_edited_files(T0 + timedelta(minutes=4)) is None
+
+
+def test_sweep_moves_scheduled_job_earlier(smsdrip_env, sequences_dir: Path):
+    from rq.job import Job, JobStatus
+    from rq.registry import ScheduledJobRegistry
+
+    from workers.jobs import enqueue_due_sends
+    from workers.queue import get_queue
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    use_sequences(sequences_dir, demo=ANYTIME)
+    text_in("demo", now)
+    send_due(now)
+    enqueue_due_sends(now)
+    queue = get_queue()
+    assert Job.fetch("send-2", connection=queue.connection).get_status() == JobStatus.SCHEDULED
+    registry = ScheduledJobRegistry(queue=queue)
+    assert registry.get_scheduled_time("send-2") == now + timedelta(minutes=8)
+
+    use_sequences(sequences_dir, demo=ANYTIME.replace("after: 8m", "after: 3m"))
+    enqueue_due_sends(now + timedelta(seconds=1))
+    assert pending_sends() == [("tips", now + timedelta(minutes=3))]
+    assert registry.get_scheduled_time("send-2") == now + timedelta(minutes=3)

@@ -2,8 +2,9 @@
 
 Tests and benchmarks point SMSDRIP_TWILIO_API_URL at it, so the real `twilio` client does the sending.
 It checks HTTP basic auth and the required fields as Twilio does, answers with Twilio's JSON shapes,
-can add latency or answer chosen numbers with an error (21610 for an opted-out number, 429, 500), and
-can post signed status callbacks back to StatusCallback.
+can add latency or answer chosen numbers with an error (21610 for an opted-out number, 429, 500), can
+hold requests before or after accepting the message (to kill a worker at that moment), and can post
+signed status callbacks back to StatusCallback.
 
 Run standalone: python -m tests.twilio_api --port 8081 [--latency-ms 150]
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import select
+import socket
 import threading
 import time
 import uuid
@@ -38,7 +41,7 @@ class SentMessage:
     messaging_service_sid: str | None
     body: str
     status_callback: str | None
-    received_at: float  # time.time() when the request arrived, before any added latency
+    received_at: float  # time.time() when the request arrived, before any latency or hold
 
 
 @dataclass
@@ -55,6 +58,11 @@ class TwilioApiState:
     auth_token: str
     latency: float = 0.0  # seconds added before each answer
     callbacks: tuple[str, ...] = ()  # statuses to post to StatusCallback after each accepted message
+    callback_error_code: int | None = None  # ErrorCode sent with failed and undelivered callbacks
+    hold_stage: str | None = None  # "before_accept" or "after_accept": requests wait there until release()
+    held: int = 0  # requests waiting at the hold
+    release_event: threading.Event = field(default_factory=threading.Event)
+    dropped: int = 0  # held requests whose client hung up before the message was accepted
     messages: list[SentMessage] = field(default_factory=list)
     failures: dict[str, Failure] = field(default_factory=dict)  # by To number
     requests: int = 0
@@ -91,9 +99,32 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._error(404, 20404, "The requested resource was not found")
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server naming
-        arrived = time.time()
+    def _hold(self, stage: str) -> None:
         state = self.server.state
+        if state.hold_stage != stage:
+            return
+        with state.lock:
+            state.held += 1
+        state.release_event.wait()
+
+    def _client_gone(self) -> bool:
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        try:
+            self._post()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client (a killed worker) is gone; nothing to answer
+
+    def _post(self) -> None:
+        state = self.server.state
+        arrived_at = time.time()
         length = int(self.headers.get("Content-Length") or 0)
         form = {key: values[0] for key, values in parse_qs(self.rfile.read(length).decode(), keep_blank_values=True).items()}
         if self.path == "/_test/latency":
@@ -135,6 +166,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(failure.http_status, failure.code, failure.message)
             return
 
+        self._hold("before_accept")
+        if self._client_gone():
+            # A request whose sender died before the carrier took it: as if it never arrived.
+            with state.lock:
+                state.dropped += 1
+            return
+
         message = SentMessage(
             sid="SM" + uuid.uuid4().hex,
             to=form["To"],
@@ -142,10 +180,11 @@ class _Handler(BaseHTTPRequestHandler):
             messaging_service_sid=form.get("MessagingServiceSid"),
             body=form["Body"],
             status_callback=form.get("StatusCallback"),
-            received_at=arrived,
+            received_at=arrived_at,
         )
         with state.lock:
             state.messages.append(message)
+        self._hold("after_accept")
         now = datetime.now(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
         self._json(201, {
             "sid": message.sid, "account_sid": state.account_sid, "to": message.to, "from": message.from_,
@@ -155,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
             "price": None, "price_unit": "USD", "uri": f"{expected_path[:-5]}/{message.sid}.json",
         })
         if message.status_callback and state.callbacks:
-            threading.Thread(target=post_callbacks, args=(state, message, state.callbacks), daemon=True).start()
+            threading.Thread(target=post_callbacks, args=(state, message, state.callbacks, state.callback_error_code), daemon=True).start()
 
 
 def post_callbacks(state: TwilioApiState, message: SentMessage, statuses: tuple[str, ...], error_code: int | None = None) -> list[int]:
@@ -203,6 +242,28 @@ class TwilioApiServer:
         with self.state.lock:
             self.state.failures[to] = Failure(http_status, code, message, times)
 
+    def hold(self, stage: str) -> None:
+        """Make requests wait before the message is accepted ("before_accept") or before the answer ("after_accept")."""
+        assert stage in ("before_accept", "after_accept"), stage
+        with self.state.lock:
+            self.state.release_event.clear()
+            self.state.hold_stage = stage
+
+    def release(self) -> None:
+        """Let held and later requests go on."""
+        with self.state.lock:
+            self.state.hold_stage = None
+        self.state.release_event.set()
+
+    def wait_held(self, count: int = 1, timeout: float = 20.0) -> bool:
+        """Wait until `count` requests wait at the hold."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state.held >= count:
+                return True
+            time.sleep(0.02)
+        return False
+
     def wait_for(self, count: int, timeout: float = 20.0) -> list[SentMessage]:
         """Wait until at least `count` messages arrived; returns them all (fewer on timeout)."""
         deadline = time.monotonic() + timeout
@@ -218,6 +279,7 @@ class TwilioApiServer:
         return self
 
     def stop(self) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
 

@@ -123,6 +123,12 @@ def _contact_or_404(session: Session, phone: str) -> Contact:
     return contact
 
 
+def _summary(session: Session, contact: Contact) -> dict[str, Any]:
+    """Summarize the contact as GET /api/contacts does, with the last activity written in this request."""
+    session.flush()
+    return contact_summary(contact, last_activity(session, [contact.id]).get(contact.id))
+
+
 @api_routes.post("/leads")
 def create_lead() -> tuple[Response, int]:
     now = _utcnow()
@@ -137,7 +143,7 @@ def create_lead() -> tuple[Response, int]:
             "enrollment_id": result.enrollment.id if result.enrollment is not None else None,
             "opt_in_requested": result.opt_in_requested,
             "not_enrolled": result.not_enrolled,
-            "contact": contact_summary(result.contact),
+            "contact": _summary(session, result.contact),
         }
     enqueue_sends(result.sends)
     return jsonify(body), 201 if result.created else 200
@@ -191,7 +197,7 @@ def answer_contact(phone: str) -> tuple[Response, int]:
     with session_scope() as session:
         contact = _contact_or_404(session, phone)
         send = send_rep_message(session, contact, text, rep.strip(), now, _library(), current_routing())
-        body = {"send_id": send.id, "status": send.status, "due_at": send.due_at.isoformat(), "contact": contact_summary(contact)}
+        body = {"send_id": send.id, "status": send.status, "due_at": send.due_at.isoformat(), "contact": _summary(session, contact)}
     enqueue_sends([send])
     return jsonify(body), 202
 
@@ -201,7 +207,7 @@ def _update_contact(phone: str, change: Callable[[Session, Contact, datetime], b
     with session_scope() as session:
         contact = _contact_or_404(session, phone)
         changed = change(session, contact, now)
-        body = {"changed": changed, "contact": contact_summary(contact)}
+        body = {"changed": changed, "contact": _summary(session, contact)}
     return jsonify(body)
 
 

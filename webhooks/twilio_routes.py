@@ -46,6 +46,8 @@ def inbound_sms() -> Response:
 @require_twilio_signature
 def status_callback() -> Response:
     sid, status, error_code = parse_status(request.form)
+    settings = current_app.config["SMSDRIP"]
+    library = get_library(settings.sequences_dir)
     with session_scope() as session:
-        apply_status(session, sid, status, error_code)
+        apply_status(session, sid, status, error_code, library, datetime.now(timezone.utc), settings.undeliverable_after)
     return Response(status=204)

@@ -6,7 +6,8 @@ from engine.config import get_settings
 from workers.jobs import enqueue_due_sends
 from workers.notifications import enqueue_pending_notifications
 
-SWEEP_INTERVAL = 30  # seconds between sweeps; sends due sooner than this are enqueued directly
+# Seconds between sweeps (SMSDRIP_SWEEP_INTERVAL, default 30): at most this long after Redis lost a job, the send is enqueued again.
+SWEEP_INTERVAL = get_settings().sweep_interval
 
 cron.register(enqueue_due_sends, queue_name=get_settings().queue_name, interval=SWEEP_INTERVAL, job_timeout=300)
 cron.register(enqueue_pending_notifications, queue_name=get_settings().queue_name, interval=SWEEP_INTERVAL, job_timeout=300)

@@ -27,13 +27,16 @@ from engine.db import session_scope
 from engine.models import NotificationStatus, RepNotification
 from engine.phones import mask
 from engine.timeline import record_event
+from workers.connection import get_redis
 from workers.queue import LIVE_JOB_STATES, get_queue
+from workers.throttle import SendRateLimiter
 from workers.transports import get_transport
 
 logger = logging.getLogger(__name__)
 
 NOTIFY_JOB = "workers.notifications.deliver_notification"
 WEBHOOK_TIMEOUT = 10  # seconds
+NOTIFY_SLOT_WAIT = 15.0  # seconds a notification text waits for a send slot before it is retried
 RETRY_INTERVALS = [10, 60, 300]  # seconds between attempts
 MAX_ATTEMPTS = len(RETRY_INTERVALS) + 1
 # A claim older than this without an outcome belongs to a worker that died; the sweep frees it.
@@ -110,7 +113,7 @@ def deliver_notification(notification_id: int) -> str:
 
     try:
         detail = _send_text(target, payload) if channel == "text" else _post_webhook(target, payload)
-    except (TwilioRestException, HTTPError, URLError, OSError) as error:
+    except (TwilioRestException, HTTPError, URLError, OSError, SenderBusy) as error:
         return _record_failure(notification_id, attempts, _describe(error))
 
     with session_scope() as session:
@@ -122,8 +125,18 @@ def deliver_notification(notification_id: int) -> str:
     return "sent"
 
 
+class SenderBusy(RuntimeError):
+    """No send slot for the sender within the longest wait; the notification is retried later."""
+
+
 def _send_text(phone: str, payload: dict[str, object]) -> str:
-    result = get_transport(get_settings()).send(phone, str(payload["text"]))
+    settings = get_settings()
+    transport = get_transport(settings)
+    # Notifications count against the sender's messages per second, like every other text from that number.
+    limiter = SendRateLimiter(get_redis(), settings.sender, settings.mps, NOTIFY_SLOT_WAIT)
+    if not limiter.wait_for_call():
+        raise SenderBusy(f"no send slot within {NOTIFY_SLOT_WAIT:g} s at {settings.mps:g} messages per second")
+    result = transport.send(phone, str(payload["text"]))
     logger.info("notification text %s sent to rep %s", result.sid, mask(phone))
     return f"MessageSid {result.sid}"
 
@@ -140,6 +153,8 @@ def _describe(error: Exception) -> str:
         return f"HTTP {error.status}, Twilio error {error.code}: {error.msg}"
     if isinstance(error, HTTPError):
         return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, SenderBusy):
+        return f"sender busy: {error}"
     if isinstance(error, URLError):
         return f"unreachable: {error.reason}"
     return f"{type(error).__name__}: {error}"

@@ -23,7 +23,9 @@ ENQUEUE_HORIZON = timedelta(minutes=10)
 # A job still in one of these states will run; any other state means it is done and may be replaced.
 LIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED}
 SEND_JOB = "workers.jobs.send_scheduled"
-SEND_JOB_TIMEOUT = 60  # seconds; a carrier call past this is a hung connection
+# Seconds: the longest waits for a send slot and a call start (workers.jobs.MAX_SLOT_WAIT each), the
+# carrier call (workers.transports.TWILIO_HTTP_TIMEOUT) and the database work around them.
+SEND_JOB_TIMEOUT = 90
 
 
 def get_queue() -> Queue:

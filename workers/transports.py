@@ -7,12 +7,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from engine.config import Settings
 from engine.phones import mask
 
 logger = logging.getLogger(__name__)
+
+# Seconds to wait for the Messages API; the twilio client waits forever by default. Part of the send
+# job's timeout (workers.queue.SEND_JOB_TIMEOUT).
+TWILIO_HTTP_TIMEOUT = 30
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class TwilioTransport:
     """Sends through the Messages API; the base URL can point at any Twilio-compatible API."""
 
     def __init__(self, settings: Settings) -> None:
-        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
+        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=TwilioHttpClient(timeout=TWILIO_HTTP_TIMEOUT))
         self.client.api.base_url = settings.twilio_api_url
         self.from_number = settings.twilio_from_number
         self.messaging_service_sid = settings.twilio_messaging_service_sid
