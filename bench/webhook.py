@@ -86,7 +86,7 @@ def start_gunicorn(environment: BenchEnvironment, app: str, port: int, workers: 
         if process.poll() is not None:
             break
         try:
-            # Any HTTP answer (404 here) means a worker has loaded the app; the master listens before that.
+            # Any HTTP response (404 here) means a worker has loaded the app; the master listens before that.
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
                 sock.sendall(b"GET /bench-ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 if sock.recv(16).startswith(b"HTTP/"):
