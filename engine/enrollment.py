@@ -30,14 +30,16 @@ def live_enrollment(session: Session, contact_id: int, sequence_name: str) -> En
 
 
 def enroll(
-    session: Session, contact: Contact, sequence: Sequence, keyword: str | None, now: datetime, actor: str = "contact"
+    session: Session, contact: Contact, sequence: Sequence, keyword: str | None, now: datetime, actor: str = "contact",
+    new_contact: bool = False,
 ) -> tuple[Enrollment, ScheduledSend] | None:
     """Start `contact` on `sequence` and schedule its first step; None if it is already enrolled.
 
     With `re_enroll: restart`, a live enrollment in the same sequence ends as `restarted` and a new
-    one starts from the first step. With `ignore` (the default) nothing happens.
+    one starts from the first step. With `ignore` (the default) nothing happens. `new_contact` says
+    the contact was created in this transaction, so it has no enrollment to look for.
     """
-    current = live_enrollment(session, contact.id, sequence.name)
+    current = None if new_contact else live_enrollment(session, contact.id, sequence.name)
     if current is not None and sequence.re_enroll != "restart":
         logger.info("contact %s already in sequence %s as enrollment %s; keyword ignored", contact.id, sequence.name, current.id)
         return None
@@ -52,14 +54,19 @@ def enroll(
         state=machine_for(sequence).initial,
         enrolled_at=now,
     )
-    try:
-        # The partial unique index turns a concurrent second enrollment into an IntegrityError.
-        with session.begin_nested():
-            session.add(enrollment)
-            session.flush()
-    except IntegrityError:
-        logger.info("contact %s was enrolled in %s by a concurrent request", contact.id, sequence.name)
-        return None
+    if new_contact:
+        # No other transaction can read a contact created in this one, so none can enroll it concurrently.
+        session.add(enrollment)
+        session.flush()
+    else:
+        try:
+            # The partial unique index turns a concurrent second enrollment into an IntegrityError.
+            with session.begin_nested():
+                session.add(enrollment)
+                session.flush()
+        except IntegrityError:
+            logger.info("contact %s was enrolled in %s by a concurrent request", contact.id, sequence.name)
+            return None
 
     send = schedule_step(session, enrollment, contact, sequence, sequence.first_step, previous_send=now)
     record_event(session, contact.id, "enrollment.started", actor, enrollment_id=enrollment.id, sequence=sequence.name, keyword=keyword)

@@ -51,7 +51,7 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
         logger.info("inbound %s is a duplicate; answering as before", message.sid)
         return InboundOutcome(reply=previous.reply_text, duplicate=True, contact_id=previous.contact_id)
 
-    contact, _created = find_or_create_contact(session, message.from_number, source="sms")
+    contact, created = find_or_create_contact(session, message.from_number, source="sms")
     record = Message(
         contact_id=contact.id,
         direction=Direction.INBOUND.value,
@@ -88,7 +88,7 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
     if rule is not None:
         sequence = library.get(rule.sequence_name)
         assert sequence is not None
-        started = start_sequence(session, contact, sequence, rule.keyword, now, "contact", library)
+        started = start_sequence(session, contact, sequence, rule.keyword, now, "contact", library, new_contact=created)
         if started is not None:
             enrollment, send = started
             record.enrollment_id = enrollment.id
@@ -96,7 +96,11 @@ def handle_inbound(session: Session, message: InboundMessage, library: SequenceL
         # Texting a keyword is the contact's consent to that sequence's texts.
         opt_in(session, contact, now, method="sms", actor="contact", keyword=rule.keyword, message_sid=message.sid)
         logger.info("inbound %s from contact %s (%s) matched keyword %s", message.sid, contact.id, mask(message.from_number), rule.keyword)
-        note_keyword(session, contact, rule.keyword, now, library)
+        # A contact created by this text is in no sequence but the one it just started.
+        enrolled: set[str] | None = None
+        if created:
+            enrolled = {sequence.name} if started is not None else set()
+        note_keyword(session, contact, rule.keyword, now, library, enrolled=enrolled)
     elif (confirmed := confirm_double_opt_in(session, contact, record, library, now)) is not None:
         outcome.sends.extend(confirmed)
     else:

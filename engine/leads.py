@@ -220,7 +220,7 @@ def capture_lead(
     _apply_fields(contact, lead)
     if contact.source is None:
         contact.source = lead.source
-    consent_new = record_capture_consent(session, contact, lead.consent, actor)
+    consent_new = record_capture_consent(session, contact, lead.consent, actor, new_contact=created)
     if created or changed or consent_new:
         record_event(session, contact.id, "lead.captured", actor, source=lead.source, created=created, changed=changed)
     result = CaptureResult(contact=contact, created=created, changed=changed)
@@ -229,11 +229,13 @@ def capture_lead(
         change_status(session, contact, lead.status, now, actor, library, routing)
     if created:
         score_event(session, contact, routing, "captured", now, actor)
-    rescore_fields(session, contact, routing, now, actor)
+    # A contact created here was never enrolled: its facts need no query (a query per lead in an import).
+    enrolled: set[str] | None = set() if created else None
+    rescore_fields(session, contact, routing, now, actor, enrolled=enrolled)
 
     result.sequence = lead.sequence
     if result.sequence is None:
-        rule = routing.rule_for_sequence(lead_facts(session, contact))
+        rule = routing.rule_for_sequence(lead_facts(session, contact, enrolled=enrolled))
         result.sequence = rule.sequence if rule is not None else None
     if result.sequence is not None:
         _start_sequence(session, result, now, actor, library, enroll_once)
@@ -265,13 +267,17 @@ def _apply_fields(contact: Contact, lead: LeadInput) -> None:
     contact.fields = fields
 
 
-def record_capture_consent(session: Session, contact: Contact, consent: Consent, actor: str) -> bool:
-    """Store the consent unless the same method and time are stored already; returns whether it was new."""
-    existing = session.scalar(select(CaptureConsent.id).where(
-        CaptureConsent.contact_id == contact.id, CaptureConsent.method == consent.method, CaptureConsent.given_at == consent.given_at
-    ))
-    if existing is not None:
-        return False
+def record_capture_consent(session: Session, contact: Contact, consent: Consent, actor: str, new_contact: bool = False) -> bool:
+    """Store the consent unless the same method and time are stored already; returns whether it was new.
+
+    `new_contact`: the contact was created in this transaction, so it has no consent stored yet.
+    """
+    if not new_contact:
+        existing = session.scalar(select(CaptureConsent.id).where(
+            CaptureConsent.contact_id == contact.id, CaptureConsent.method == consent.method, CaptureConsent.given_at == consent.given_at
+        ))
+        if existing is not None:
+            return False
     record = CaptureConsent(contact_id=contact.id, method=consent.method, given_at=consent.given_at, proof=consent.proof,
                             recorded_by=actor)
     session.add(record)
@@ -296,7 +302,7 @@ def _start_sequence(session: Session, result: CaptureResult, now: datetime, acto
     if contact.opted_out:
         result.not_enrolled = "the contact opted out; they must text START to receive texts again"
         return
-    if enroll_once and _ever_started(session, contact.id, sequence.name):
+    if enroll_once and not result.created and _ever_started(session, contact.id, sequence.name):
         result.not_enrolled = "already enrolled in this sequence before"
         return
     if requires_double_opt_in(sequence):
@@ -308,7 +314,7 @@ def _start_sequence(session: Session, result: CaptureResult, now: datetime, acto
             result.sends.append(send)
             result.not_enrolled = "waiting for the lead to reply YES"
         return
-    started = start_sequence(session, contact, sequence, None, now, actor, library)
+    started = start_sequence(session, contact, sequence, None, now, actor, library, new_contact=result.created)
     if started is None:
         result.not_enrolled = "already in this sequence"
         return

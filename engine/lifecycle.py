@@ -62,10 +62,10 @@ def change_status(
 
 def start_sequence(
     session: Session, contact: Contact, sequence: Sequence, keyword: str | None, now: datetime, actor: str,
-    library: SequenceLibrary,
+    library: SequenceLibrary, new_contact: bool = False,
 ) -> tuple[Enrollment, ScheduledSend] | None:
     """Enroll the contact and apply the sequence's `lead.status`; None when nothing started (see engine.enrollment.enroll)."""
-    started = enroll(session, contact, sequence, keyword, now, actor=actor)
+    started = enroll(session, contact, sequence, keyword, now, actor=actor, new_contact=new_contact)
     if started is not None and sequence.lead_status is not None:
         try:
             change_status(session, contact, sequence.lead_status, now, actor, library)
@@ -100,10 +100,12 @@ def note_reply(session: Session, contact: Contact, body: str, now: datetime, lib
     qualify_by_score(session, contact, routing, now, "contact", library)
 
 
-def note_keyword(session: Session, contact: Contact, keyword: str, now: datetime, library: SequenceLibrary) -> None:
-    """Score a keyword the lead texted."""
+def note_keyword(
+    session: Session, contact: Contact, keyword: str, now: datetime, library: SequenceLibrary, enrolled: set[str] | None = None
+) -> None:
+    """Score a keyword the lead texted (`enrolled`: the lead's sequences when the caller knows them, see lead_facts)."""
     routing = current_routing()
-    score_event(session, contact, routing, "keyword", now, "contact", keyword=keyword)
+    score_event(session, contact, routing, "keyword", now, "contact", keyword=keyword, enrolled=enrolled)
     qualify_by_score(session, contact, routing, now, "contact", library)
 
 

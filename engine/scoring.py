@@ -22,9 +22,13 @@ logger = logging.getLogger(__name__)
 
 
 def score_event(
-    session: Session, contact: Contact, routing: Routing, event: str, now: datetime, actor: str, keyword: str | None = None
+    session: Session, contact: Contact, routing: Routing, event: str, now: datetime, actor: str, keyword: str | None = None,
+    enrolled: set[str] | None = None,
 ) -> int:
-    """Count the event rules that `event` (with `keyword` for keyword events) triggers; returns the change in score."""
+    """Count the event rules that `event` (with `keyword` for keyword events) triggers; returns the change in score.
+
+    `enrolled` gives the sequences the lead was ever enrolled in when the caller knows them (see lead_facts).
+    """
     counted = {reason["rule"] for reason in contact.score_reasons or []}
     candidates = [
         rule for rule in routing.score_rules
@@ -32,18 +36,18 @@ def score_event(
     ]
     if not candidates:
         return 0
-    facts = lead_facts(session, contact)
+    facts = lead_facts(session, contact, enrolled=enrolled)
     added = [(rule, _event_reason(rule, keyword)) for rule in candidates if conditions_match(rule.conditions, facts)]
     return _apply(session, contact, added, [], now, actor)
 
 
-def rescore_fields(session: Session, contact: Contact, routing: Routing, now: datetime, actor: str) -> int:
-    """Bring field rules in line with the lead's current fields; returns the change in score."""
+def rescore_fields(session: Session, contact: Contact, routing: Routing, now: datetime, actor: str, enrolled: set[str] | None = None) -> int:
+    """Bring field rules in line with the lead's current fields; returns the change in score (`enrolled`: see lead_facts)."""
     field_rules = [rule for rule in routing.score_rules if rule.event is None]
     if not field_rules:
         return 0
     counted = {reason["rule"] for reason in contact.score_reasons or []}
-    facts = lead_facts(session, contact)
+    facts = lead_facts(session, contact, enrolled=enrolled)
     added, removed = [], []
     for rule in field_rules:
         matches = conditions_match(rule.conditions, facts)

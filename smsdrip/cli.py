@@ -59,11 +59,15 @@ def serve(host: str, port: int, web_workers: int) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty instead of waiting for more work.")
 @click.option("--no-scheduler", is_flag=True, help="Do not move scheduled jobs to the queue in this worker.")
-def worker(burst: bool, no_scheduler: bool) -> None:
-    """Run an RQ worker that sends due steps."""
+@click.option("--processes", default=lambda: int(os.environ.get("SMSDRIP_WORKER_PROCESSES", "1")), show_default="1",
+              type=click.IntRange(min=1), help="Number of worker processes, each sending one text at a time (or SMSDRIP_WORKER_PROCESSES).")
+@click.option("--worker-class", type=click.Choice(["simple", "fork"]), default="simple", show_default=True,
+              help="simple: run jobs in the worker process (keeps connections open); fork: RQ's default, a new process per job.")
+def worker(burst: bool, no_scheduler: bool, processes: int, worker_class: str) -> None:
+    """Run RQ workers that send due steps."""
     from smsdrip.worker import run_worker
 
-    run_worker(burst=burst, with_scheduler=not no_scheduler)
+    run_worker(burst=burst, with_scheduler=not no_scheduler, processes=processes, worker_class=worker_class)
 
 
 @main.command()

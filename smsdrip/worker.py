@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker, Worker
 from rq.cron import CronScheduler
+from rq.worker_pool import WorkerPool
 
 from engine.config import get_settings
 from engine.library import get_library
@@ -14,20 +15,35 @@ from workers.connection import get_redis
 
 logger = logging.getLogger(__name__)
 
+# RQ's default Worker forks a work horse per job, so each send pays for a fork, a new database
+# connection and a new HTTPS connection to the carrier. SimpleWorker runs jobs in the worker process,
+# keeping both connections open across jobs; a send job is I/O-bound and short, and RQ still enforces
+# its timeout with SIGALRM. Concurrency comes from running several worker processes.
+WORKER_CLASSES: dict[str, type[Worker] | type[SimpleWorker]] = {"simple": SimpleWorker, "fork": Worker}
 
-def run_worker(burst: bool = False, with_scheduler: bool = True) -> None:
+
+def run_worker(burst: bool = False, with_scheduler: bool = True, processes: int = 1, worker_class: str = "simple") -> None:
+    """Run one worker, or a pool of `processes` workers under RQ's WorkerPool (which restarts any that die)."""
     settings = get_settings()
     check_schema()
-    # Load the sequences and the job module once here, so each forked work horse inherits them.
+    # Load the sequences and the job module once here, so forked workers and work horses inherit them.
     get_library(settings.sequences_dir)
     import workers.jobs  # noqa: F401
 
     connection = get_redis()
     queue = Queue(settings.queue_name, connection=connection)
-    worker = Worker([queue], connection=connection)
-    logger.info("worker %s on queue %s (transport %s, scheduler %s)", worker.name, settings.queue_name, settings.transport,
-                "on" if with_scheduler else "off")
-    worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging.getLevelName(logging.getLogger().level))
+    level = logging.getLevelName(logging.getLogger().level)
+    if processes > 1:
+        # Every pool worker runs RQ's scheduler loop; one holds the lock and moves due jobs at a time.
+        pool = WorkerPool([queue], connection=connection, num_workers=processes, worker_class=WORKER_CLASSES[worker_class])
+        logger.info("worker pool %s: %d %s workers on queue %s (transport %s)", pool.name, processes, worker_class,
+                    settings.queue_name, settings.transport)
+        pool.start(burst=burst, logging_level=level)
+        return
+    worker = WORKER_CLASSES[worker_class]([queue], connection=connection)
+    logger.info("worker %s (%s) on queue %s (transport %s, scheduler %s)", worker.name, worker_class, settings.queue_name,
+                settings.transport, "on" if with_scheduler else "off")
+    worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=level)
 
 
 def run_cron() -> None:

@@ -22,7 +22,7 @@ from engine.phones import mask
 from engine.timeline import record_event
 from workers.connection import get_redis
 from workers.notifications import install_enqueue_on_commit
-from workers.queue import ENQUEUE_HORIZON, enqueue_send
+from workers.queue import ENQUEUE_HORIZON, enqueue_send, sends_with_live_jobs
 from workers.sequence_edits import apply_edited_files
 from workers.throttle import SendRateLimiter
 from workers.transports import SendResult, Transport, get_transport
@@ -228,7 +228,8 @@ def enqueue_due_sends(now: datetime | None = None) -> int:
             .order_by(ScheduledSend.due_at)
             .limit(SWEEP_BATCH)
         ).all()
-    enqueued = sum(enqueue_send(send_id, due_at, now=now) for send_id, due_at in rows)
+    queued = sends_with_live_jobs([send_id for send_id, _due_at in rows])
+    enqueued = sum(enqueue_send(send_id, due_at, now=now) for send_id, due_at in rows if send_id not in queued)
     if enqueued:
         logger.info("sweep enqueued %d of %d pending sends due by %s", enqueued, len(rows), (now + ENQUEUE_HORIZON).isoformat())
     return enqueued

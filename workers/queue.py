@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
 from redis.exceptions import RedisError
@@ -65,6 +65,21 @@ def enqueue_send(send_id: int, due_at: datetime, now: datetime | None = None, qu
                 logger.warning("send %s: replacing %s job %s", send_id, existing.get_status(refresh=False), job_id)
                 existing.delete()
     return False
+
+
+def sends_with_live_jobs(send_ids: Sequence[int], queue: Queue | None = None) -> set[int]:
+    """Return the sends whose job will still run, reading every job's status in one pipelined round trip.
+
+    The periodic job calls this first, so rows already on the queue cost one HGET each instead of a
+    refused enqueue plus a fetch of the job.
+    """
+    queue = queue or get_queue()
+    with queue.connection.pipeline(transaction=False) as pipeline:
+        for send_id in send_ids:
+            pipeline.hget(Job.key_for(send_job_id(send_id)), "status")
+        statuses = pipeline.execute()
+    live = {state.value for state in LIVE_JOB_STATES}
+    return {send_id for send_id, status in zip(send_ids, statuses) if status is not None and status.decode() in live}
 
 
 def enqueue_sends(sends: Iterable[ScheduledSend], now: datetime | None = None) -> int:
