@@ -123,12 +123,17 @@ def test_reply_word_end_stops_sequence(smsdrip_env, sequences_dir: Path):
     assert contact_status() == "lost"
 
 
-def test_reply_assign_gives_owner(smsdrip_env, sequences_dir: Path, tmp_path: Path, monkeypatch):
+def _route_all_to(tmp_path: Path, monkeypatch, rep: str) -> None:  # type: ignore[no-untyped-def]
+    """Point SMSDRIP_ROUTING at a routing file that gives every lead to `rep`, without notifying anyone."""
     routing = tmp_path / "routing.yaml"
-    routing.write_text("reps:\n  - {name: dana, email: dana@example.com}\nrules:\n  - {name: all, rep: dana}\nnotify:\n  text: false\n")
+    routing.write_text(f"reps:\n  - {{name: {rep}, email: rep@example.com}}\nrules:\n  - {{name: all, rep: {rep}}}\nnotify:\n  text: false\n")
     monkeypatch.setenv("SMSDRIP_ROUTING", str(routing))
     reset_settings()
     reset_routing_cache()
+
+
+def test_reply_assign_gives_owner(smsdrip_env, sequences_dir: Path, tmp_path: Path, monkeypatch):
+    _route_all_to(tmp_path, monkeypatch, "dana")
     start_demo(sequences_dir)
     outcome = text_in("later", T0 + timedelta(minutes=5))
     assert outcome.reply is None
@@ -140,11 +145,7 @@ def test_reply_assign_gives_owner(smsdrip_env, sequences_dir: Path, tmp_path: Pa
 
 
 def test_reply_answer_names_new_owner(smsdrip_env, sequences_dir: Path, tmp_path: Path, monkeypatch):
-    routing = tmp_path / "routing.yaml"
-    routing.write_text("reps:\n  - {name: Dana, email: dana@example.com}\nrules:\n  - {name: all, rep: Dana}\nnotify:\n  text: false\n")
-    monkeypatch.setenv("SMSDRIP_ROUTING", str(routing))
-    reset_settings()
-    reset_routing_cache()
+    _route_all_to(tmp_path, monkeypatch, "Dana")
     start_demo(sequences_dir, DEMO.replace("later: {assign: true}", 'later: {assign: true, reply: "{owner_name|Someone} will call you."}'))
     outcome = text_in("later", T0 + timedelta(minutes=5))
     assert outcome.reply == "Dana will call you."
