@@ -103,7 +103,7 @@ def _run_actions(
     if action.end is not None:
         _end_by_reply(session, enrollment, sequence, EndReason(action.end), now)
 
-    # Status and owner come after the jumps and ends, so a status that ends sequences (converted, lost) sees them.
+    # Status and owner come after the jumps and ends, so a status that ends sequences (converted, lost) ends them too.
     if action.status is not None:
         try:
             change_status(session, contact, action.status, now, "contact", library)
@@ -113,7 +113,7 @@ def _run_actions(
         record_event(session, contact.id, "lead.assignment_requested", "contact", enrollment_id=enrollment.id)
         assign_by_action(session, contact, now, "contact")
 
-    # The answer is rendered last, so {owner_name} names the rep the actions above assigned.
+    # The reply text is rendered last, so {owner_name} names the rep the actions above assigned.
     if action.reply is not None:
         try:
             outcome.reply = render(action.reply, template_fields(contact, enrollment))

@@ -231,13 +231,19 @@ class WorkerProcess:
         wait_until(lambda: all(_ended(pid) for pid in pids), timeout=10, interval=0.01)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _terminate(self.process)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process with SIGTERM, and with SIGKILL when it is still running 15 s later."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _ended(pid: int) -> bool:
@@ -344,20 +350,14 @@ def web_server(smsdrip_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp
             )
         server = WebServer(process, url, log_path)
         started.append(server)
-        # A server that exited (its port was taken after all) must not pass for one that answers there.
+        # A server that exited because its port was taken after all must not pass for the one responding there.
         if not wait_until(lambda: _answers(url + "/healthz") and "Listening at" in server.log(), timeout=30) or server.process.poll() is not None:
             raise RuntimeError(f"smsdrip serve did not start:\n{server.log()}")
         return server
 
     yield start
     for server in started:
-        if server.process.poll() is None:
-            server.process.send_signal(signal.SIGTERM)
-            try:
-                server.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait()
+        _terminate(server.process)
 
 
 def _answers(url: str) -> bool:

@@ -14,9 +14,9 @@ from tests.conftest import inbound_params, signed_post, wait_until
 from workers.jobs import send_scheduled
 from workers.throttle import SendRateLimiter
 
-# Arrival times at the local API carry jitter from the workers' HTTP calls on top of the spacing the
-# slots enforce: a few milliseconds on an idle machine, up to about a tenth of a second when the CPUs
-# are busy with other processes. Without the limit, the twelve texts arrive milliseconds apart.
+# Arrival times at the local API vary by a few milliseconds on an idle machine and by up to about a
+# tenth of a second (measured in CI runs) when other processes keep the CPUs busy.
+# Without the limit, the twelve texts arrive milliseconds apart.
 ARRIVAL_JITTER = 0.1  # seconds
 
 

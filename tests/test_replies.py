@@ -12,7 +12,7 @@ from engine.db import session_scope
 from engine.models import Contact, Enrollment, Event, Message, ScheduledSend
 from engine.routing import reset_routing_cache
 from tests.conftest import inbound_params, signed_post, wait_until
-from tests.sequence_helpers import PROSPECT, pending_sends, send_due, text_in, use_sequences
+from tests.sequence_helpers import ANY_HOUR, PROSPECT, pending_sends, send_due, text_in, use_sequences
 
 T0 = datetime(2026, 3, 4, 15, 0, tzinfo=timezone.utc)  # Wednesday 10:00 in New York
 
@@ -152,7 +152,7 @@ def test_reply_answer_names_new_owner(smsdrip_env, sequences_dir: Path, tmp_path
 
 
 def test_reply_assign_without_rep(smsdrip_env, sequences_dir: Path):
-    start_demo(sequences_dir)  # no routing file in the working directory: nobody to assign to
+    start_demo(sequences_dir)  # no routing file in the working directory, so no rep to assign
     text_in("later", T0 + timedelta(minutes=5))
     assert "lead.assignment_requested" in event_kinds()
     with session_scope() as session:
@@ -232,11 +232,7 @@ def test_keyword_enrolls_again_after_end(smsdrip_env, sequences_dir: Path):
     assert enrollments() == [("demo", "lost", False), ("demo", "welcome", True)]
 
 
-QUICK_BRANCH = """\
-name: demo
-keywords: [DEMO]
-allow_outside_quiet_hours: true
-send_window: {start: "00:00", end: "00:00"}
+QUICK_BRANCH = "name: demo\nkeywords: [DEMO]\n" + ANY_HOUR + """\
 steps:
   - id: welcome
     after: 0
