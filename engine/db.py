@@ -15,20 +15,32 @@ from engine.config import get_settings
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POOL_SIZE = 5  # SQLAlchemy's default; reserve_connections raises it for processes with many threads
 
 _engine: Engine | None = None
 _engine_pid: int | None = None
 _session_factory: sessionmaker[Session] | None = None
+_pool_size = POOL_SIZE
 
 
-def make_engine(url: str) -> Engine:
+def reserve_connections(count: int) -> None:
+    """Keep at least `count` pooled connections open, one per thread that uses the database at once.
+
+    Call it before the first use of the database; the engine is made with the pool size then.
+    """
+    global _pool_size
+    _pool_size = max(POOL_SIZE, count)
+
+
+def make_engine(url: str, pool_size: int = POOL_SIZE) -> Engine:
     """Create an engine; SQLite gets WAL mode and a busy timeout so the web server and workers can write at once.
 
     Statement parameters (phone numbers, message bodies) are kept out of exception messages, which
     end up in logs.
     """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True,
+                               pool_size=pool_size)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -50,7 +62,7 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, pool_size=pool_size)
 
 
 def get_engine() -> Engine:
@@ -60,7 +72,7 @@ def get_engine() -> Engine:
         if _engine is not None:
             # The parent's pooled connections must not be shared with the child.
             _engine.dispose(close=False)
-        _engine = make_engine(get_settings().database_url)
+        _engine = make_engine(get_settings().database_url, _pool_size)
         _engine_pid = os.getpid()
         _session_factory = sessionmaker(_engine, expire_on_commit=False)
     return _engine

@@ -61,13 +61,21 @@ def serve(host: str, port: int, web_workers: int) -> None:
 @click.option("--no-scheduler", is_flag=True, help="Do not move scheduled jobs to the queue in this worker.")
 @click.option("--processes", default=lambda: int(os.environ.get("SMSDRIP_WORKER_PROCESSES", "1")), show_default="1",
               type=click.IntRange(min=1), help="Number of worker processes, each sending one text at a time (or SMSDRIP_WORKER_PROCESSES).")
+@click.option("--threads", default=lambda: int(os.environ.get("SMSDRIP_WORKER_THREADS", "1")), show_default="1",
+              type=click.IntRange(min=1), help="Number of worker threads in one process, each sending one text at a time "
+              "(or SMSDRIP_WORKER_THREADS); cannot be combined with --processes.")
 @click.option("--worker-class", type=click.Choice(["simple", "fork"]), default="simple", show_default=True,
               help="simple: run jobs in the worker process (keeps connections open); fork: RQ's default, a new process per job.")
-def worker(burst: bool, no_scheduler: bool, processes: int, worker_class: str) -> None:
+def worker(burst: bool, no_scheduler: bool, processes: int, threads: int, worker_class: str) -> None:
     """Run RQ workers that send due steps."""
     from smsdrip.worker import run_worker
 
-    run_worker(burst=burst, with_scheduler=not no_scheduler, processes=processes, worker_class=worker_class)
+    if processes > 1 and threads > 1:
+        raise click.UsageError(f"--processes {processes} and --threads {threads} cannot be combined: "
+                               "choose several processes or several threads in one process")
+    if threads > 1 and worker_class != "simple":
+        raise click.UsageError("--threads runs simple workers; leave out --worker-class fork")
+    run_worker(burst=burst, with_scheduler=not no_scheduler, processes=processes, worker_class=worker_class, threads=threads)
 
 
 @main.command()

@@ -11,6 +11,7 @@ from rq.worker_pool import WorkerPool
 from engine.config import get_settings
 from engine.library import get_library
 from engine.schema import check_schema
+from engine.db import get_engine, reserve_connections
 from workers.connection import get_redis
 
 logger = logging.getLogger(__name__)
@@ -18,12 +19,15 @@ logger = logging.getLogger(__name__)
 # RQ's default Worker forks a work horse per job, so each send pays for a fork, a new database
 # connection and a new HTTPS connection to the carrier. SimpleWorker runs jobs in the worker process,
 # keeping both connections open across jobs; a send job is I/O-bound and short, and RQ still enforces
-# its timeout with SIGALRM. Concurrency comes from running several worker processes.
+# its timeout with SIGALRM. Concurrency comes from several worker processes, or from several worker
+# threads in one process (smsdrip.worker_threads).
 WORKER_CLASSES: dict[str, type[Worker] | type[SimpleWorker]] = {"simple": SimpleWorker, "fork": Worker}
 
 
-def run_worker(burst: bool = False, with_scheduler: bool = True, processes: int = 1, worker_class: str = "simple") -> None:
-    """Run one worker, or a pool of `processes` workers under RQ's WorkerPool (which restarts any that die)."""
+def run_worker(burst: bool = False, with_scheduler: bool = True, processes: int = 1, worker_class: str = "simple",
+               threads: int = 1) -> None:
+    """Run one worker, a pool of `processes` workers under RQ's WorkerPool (which restarts any that die),
+    or `threads` workers in this process."""
     settings = get_settings()
     check_schema()
     # Load the sequences and the job module once here, so forked workers and work horses inherit them.
@@ -33,6 +37,13 @@ def run_worker(burst: bool = False, with_scheduler: bool = True, processes: int 
     connection = get_redis()
     queue = Queue(settings.queue_name, connection=connection)
     level = logging.getLevelName(logging.getLogger().level)
+    if threads > 1:
+        from smsdrip.worker_threads import run_threads
+
+        reserve_connections(threads)
+        get_engine()  # made once here, before the threads share it
+        run_threads(queue, connection, threads, burst=burst, with_scheduler=with_scheduler, logging_level=level)
+        return
     if processes > 1:
         # Every pool worker runs RQ's scheduler loop; one holds the lock and moves due jobs at a time.
         pool = WorkerPool([queue], connection=connection, num_workers=processes, worker_class=WORKER_CLASSES[worker_class])

@@ -12,12 +12,13 @@ from engine.db import session_scope
 from engine.models import ScheduledSend
 from tests.conftest import inbound_params, signed_post, wait_until
 from workers.jobs import send_scheduled
-from workers.throttle import SendRateLimiter
+from workers.throttle import SPACING_MARGIN, SendRateLimiter
 
 # Arrival times at the local API vary by a few milliseconds on an idle machine and by up to about a
 # tenth of a second (measured in CI runs) when other processes keep the CPUs busy.
 # Without the limit, the twelve texts arrive milliseconds apart.
 ARRIVAL_JITTER = 0.1  # seconds
+SPACING_AT_10 = (1 + SPACING_MARGIN) / 10  # seconds between calls at MPS=10
 
 
 def test_two_workers_never_exceed_mps(client, start_worker, twilio_api, smsdrip_env):
@@ -46,7 +47,7 @@ def test_limiter_spaces_reservations(redis_client: redis.Redis):
     assert waits[0] == 0
     for earlier, later in zip(waits, waits[1:]):
         assert earlier is not None and later is not None
-        assert 0.09 <= later - earlier <= 0.1
+        assert SPACING_AT_10 - 0.01 <= later - earlier <= SPACING_AT_10
 
 
 def test_limiter_refuses_beyond_max_wait(redis_client: redis.Redis):
@@ -68,7 +69,7 @@ def test_start_call_spaces_calls(redis_client: redis.Redis):
     limiter = SendRateLimiter(redis_client, "+15550100000", mps=10, max_wait=1.0)
     first, second = limiter.start_call(), limiter.start_call()
     assert first == 0
-    assert second is not None and 0.09 <= second <= 0.1
+    assert second is not None and SPACING_AT_10 - 0.01 <= second <= SPACING_AT_10
 
 
 def test_late_call_pushes_next_slot(redis_client: redis.Redis):
@@ -78,7 +79,20 @@ def test_late_call_pushes_next_slot(redis_client: redis.Redis):
     time.sleep(0.05)
     assert limiter.start_call() == 0
     wait = limiter.reserve()
-    assert wait is not None and 0.09 <= wait <= 0.1  # 0.1 s after the late call, not after the slot
+    assert wait is not None and SPACING_AT_10 - 0.01 <= wait <= SPACING_AT_10  # after the late call, not after the slot
+
+
+def test_limiter_spacing_leaves_room_for_arrival_jitter(redis_client: redis.Redis):
+    """At MPS=50, 51 reserved slots span over a second by 20 ms, so texts that arrive up to 10 ms early
+    or late at the carrier still never put 51 of them in one second."""
+    limiter = SendRateLimiter(redis_client, "+15550100000", mps=50, max_wait=5.0)
+    starts = []  # each slot's start on the local clock, within one Redis round trip
+    for _ in range(51):
+        wait = limiter.reserve()
+        assert wait is not None
+        starts.append(time.monotonic() + wait)
+    assert starts[50] - starts[0] >= 1.02 - 0.005
+    assert limiter.interval_us == 20_400
 
 
 def test_busy_sender_defers_send(client, twilio_api, monkeypatch, redis_client: redis.Redis):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Protocol
@@ -64,17 +65,20 @@ class ConsoleTransport:
         return SendResult(sid=sid, status="sent", from_number=self.from_number)
 
 
-_transport: Transport | None = None
+# One transport per thread: the twilio client's HTTP session is not meant to be shared between
+# threads, and `smsdrip worker --threads` runs several send jobs at once in one process.
+_local = threading.local()
 
 
 def get_transport(settings: Settings) -> Transport:
-    """Return this process's transport, built once so the HTTP client keeps its connections."""
-    global _transport
-    if _transport is None:
-        _transport = TwilioTransport(settings) if settings.transport == "twilio" else ConsoleTransport(settings)
-    return _transport
+    """Return this thread's transport, built once so the HTTP client keeps its connections."""
+    transport: Transport | None = getattr(_local, "transport", None)
+    if transport is None:
+        transport = TwilioTransport(settings) if settings.transport == "twilio" else ConsoleTransport(settings)
+        _local.transport = transport
+    return transport
 
 
 def reset_transport() -> None:
-    global _transport
-    _transport = None
+    """Forget this thread's transport, for tests that change the settings."""
+    _local.transport = None
