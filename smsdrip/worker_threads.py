@@ -1,8 +1,8 @@
 """Several RQ workers as threads of one process, for `smsdrip worker --threads N`.
 
-A send job spends most of its time waiting for the carrier's answer, so threads let one process keep
-several texts in flight for the memory of one (each worker process holds its own interpreter, ORM and
-HTTP client, about 150 MiB). Each thread runs an RQ `SimpleWorker`, registered in Redis like any other
+A send job spends most of its time waiting for the carrier's response, so threads let one process keep
+several texts in flight for the memory of one: each worker process holds its own interpreter, ORM and
+HTTP client. Each thread runs an RQ `SimpleWorker`, registered in Redis like any other
 worker. Three things differ from a worker running alone:
 
 - Only the main thread may handle signals, so the threads install none. The main thread runs RQ's
@@ -55,7 +55,8 @@ class ThreadWorker(SimpleWorker):
     def request_stop_soon(self) -> None:
         """Stop after the job in progress, or at the end of the current wait for one."""
         self.stop_event.set()
-        self._stop_requested = True  # RQ's work loop checks this after each job
+        # NOTE: a private RQ attribute (rq 3.0), which its work loop checks after each job; recheck on upgrades.
+        self._stop_requested = True
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> tuple[Job, Queue] | None:
         if timeout is None:  # burst mode: RQ does not block, and None means the queue is empty
