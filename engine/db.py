@@ -15,6 +15,7 @@ from engine.config import get_settings
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_CACHE_KIB = 32 * 1024  # page cache per connection; SQLite's default is 2 MiB
 POOL_SIZE = 5  # SQLAlchemy's default; reserve_connections raises it for processes with many threads
 
 _engine: Engine | None = None
@@ -52,6 +53,7 @@ def make_engine(url: str, pool_size: int = POOL_SIZE) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # negative: a size in KiB, not in pages
             cursor.close()
 
         @event.listens_for(engine, "begin")

@@ -15,6 +15,13 @@ from workers.connection import embedded_redis_url
 
 logger = logging.getLogger(__name__)
 
+# Seconds the children get to finish their work after the stop signal, before they are killed.
+STOP_GRACE = 10.0
+
+
+class Terminated(Exception):
+    """SIGTERM reached `smsdrip dev`."""
+
 
 def run_dev(port: int) -> None:
     # Local runs answer `smsdrip text` without a Twilio account and never text real phones by accident.
@@ -41,26 +48,43 @@ def run_dev(port: int) -> None:
         port, settings.database_url, settings.transport,
     )
 
-    def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+    def terminate(_signum: int, _frame: object) -> None:
+        raise Terminated
 
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, terminate)
+    crashed = False
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
+        crashed = True
         failed = [child for child in children if child.poll() is not None]
         logger.error("smsdrip dev: a process exited (%s); stopping the others",
                      ", ".join(f"pid {child.pid} code {child.returncode}" for child in failed))
+        _stop_children(children, signal.SIGTERM)
+    except Terminated:
+        logger.info("smsdrip dev: SIGTERM, stopping")
+        _stop_children(children, signal.SIGTERM)
     except KeyboardInterrupt:
-        logger.info("smsdrip dev: stopping")
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-    if any(child.returncode not in (0, -signal.SIGTERM) for child in children):
+        logger.info("smsdrip dev: Ctrl-C, stopping")
+        _stop_children(children, signal.SIGINT)
+    if crashed:
         sys.exit(1)
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]], signum: signal.Signals) -> None:
+    """Pass the stop signal on to the children, wait STOP_GRACE seconds, then kill what still runs.
+
+    Ctrl-C in a terminal also sends SIGINT to the children directly. A worker that gets the same
+    signal twice within a second takes it as one (RQ does so for worker pools), whereas a SIGTERM
+    after a SIGINT would make it stop at once, in the middle of a send.
+    """
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signum)
+    deadline = time.monotonic() + STOP_GRACE
+    for child in children:
+        try:
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            child.kill()
+            child.wait()

@@ -6,6 +6,7 @@ import logging
 
 from rq import Queue, SimpleWorker, Worker
 from rq.cron import CronScheduler
+from rq.exceptions import StopRequested
 from rq.worker_pool import WorkerPool
 
 from engine.config import get_settings
@@ -62,4 +63,9 @@ def run_cron() -> None:
     check_schema()
     scheduler = CronScheduler(connection=get_redis(), logging_level=logging.getLogger().level)
     scheduler.load_config_from_file("workers.cron_config")
-    scheduler.start()
+    try:
+        scheduler.start()
+    except StopRequested:
+        # A second SIGINT or SIGTERM while the scheduler was already shutting down (Ctrl-C under
+        # `smsdrip dev` sends two); the first one has stopped it.
+        logger.info("cron scheduler stopped")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from engine.config import ConfigError, Settings
+from workers.transports import ConsoleTransport
 
 
 @pytest.fixture
@@ -63,3 +65,13 @@ def test_twilio_transport_without_sender_is_rejected(base_env):
 def test_twilio_transport_without_token_is_rejected(base_env):
     with pytest.raises(ConfigError, match="needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"):
         Settings.from_env({**base_env, "SMSDRIP_TRANSPORT": "twilio"})
+
+
+def test_console_transport_masks_numbers_in_body(base_env, caplog):
+    transport = ConsoleTransport(Settings.from_env(base_env))
+    with caplog.at_level(logging.INFO, logger="workers.transports"):
+        result = transport.send("+15550100001", "Call Dana at +12125550199 or reply STOP.\nSee you!")
+    assert result.sid.startswith("SM")
+    assert result.status == "sent"
+    assert caplog.messages == [f"console transport: text {result.sid} to *******0001:\n"
+                               "    Call Dana at *******0199 or reply STOP.\n    See you!"]

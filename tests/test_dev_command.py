@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
 
-from tests.conftest import REPO, wait_until
+from tests.conftest import REPO, child_pids, wait_until
 
 SMSDRIP = [sys.executable, "-m", "smsdrip.cli"]
 CONFIG_VARIABLES = ("DATABASE_URL", "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER",
@@ -60,6 +60,33 @@ def test_dev_then_text_logs_welcome(tmp_path: Path):
         dev.send_signal(signal.SIGINT)
         dev.wait(timeout=30)
     assert dev.returncode == 0, log_path.read_text()
+
+
+def test_dev_ctrl_c_stops_every_process(tmp_path: Path):
+    """Ctrl-C in a terminal sends SIGINT to the whole process group: dev, web server, worker and cron."""
+    shutil.copytree(REPO / "sequences", tmp_path / "sequences")
+    env = {name: value for name, value in os.environ.items() if name not in CONFIG_VARIABLES}
+    port = _free_port()
+    log_path = tmp_path / "dev.log"
+    with open(log_path, "wb") as log:
+        dev = subprocess.Popen([*SMSDRIP, "dev", "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert wait_until(lambda: _healthy(port), timeout=60), log_path.read_text()
+        assert wait_until(lambda: "Listening on" in log_path.read_text(), timeout=30), log_path.read_text()
+        children = child_pids(dev.pid)
+        assert len(children) == 3
+
+        os.killpg(dev.pid, signal.SIGINT)
+        assert dev.wait(timeout=30) == 0, log_path.read_text()
+    finally:
+        if dev.poll() is None:
+            os.killpg(dev.pid, signal.SIGKILL)
+    assert wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), timeout=10)
+    output = log_path.read_text()
+    assert "smsdrip dev: Ctrl-C, stopping" in output
+    assert "cold shut down" not in output  # the worker finished warm: the second SIGINT counted as the first
+    assert "Traceback" not in output, output
 
 
 def test_text_without_server_says_what_to_do(tmp_path: Path):

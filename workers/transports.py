@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ logger = logging.getLogger(__name__)
 # Seconds to wait for the Messages API; the twilio client waits forever by default. Part of the send
 # job's timeout (workers.queue.SEND_JOB_TIMEOUT).
 TWILIO_HTTP_TIMEOUT = 30
+# A phone number in E.164 form inside a text's body, such as a rep's number in a notification.
+NUMBER_IN_TEXT = re.compile(r"\+\d{7,15}")
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ class ConsoleTransport:
 
     def send(self, to: str, body: str) -> SendResult:
         sid = "SM" + uuid.uuid4().hex
-        logger.info("console transport: text %s to %s:\n    %s", sid, mask(to), body.replace("\n", "\n    "))
+        shown = NUMBER_IN_TEXT.sub(lambda found: mask(found.group()), body)  # logs hold no full number
+        logger.info("console transport: text %s to %s:\n    %s", sid, mask(to), shown.replace("\n", "\n    "))
         return SendResult(sid=sid, status="sent", from_number=self.from_number)
 
 
