@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from bench.services import (
     session_cpu_seconds,
     start_twilio_api,
     start_workers,
+    wait_for_workers,
 )
 from engine.db import session_scope
 from engine.models import ScheduledSend, SendStatus
@@ -103,11 +105,11 @@ def max_per_second(times: Sequence[float]) -> int:
 class CpuMeter:
     """CPU seconds used by the worker processes, the Twilio API server and Redis between start() and stop()."""
 
-    def __init__(self, environment: BenchEnvironment, workers: int, api: int | None) -> None:
-        self.environment, self.sessions = environment, {"workers": workers, **({"API server": api} if api else {})}
+    def __init__(self, environment: BenchEnvironment, workers: list[int], api: int | None) -> None:
+        self.environment, self.sessions = environment, {"workers": workers, **({"API server": [api]} if api else {})}
 
     def _read(self) -> dict[str, float]:
-        used = {name: session_cpu_seconds(pid) for name, pid in self.sessions.items()}
+        used = {name: sum(session_cpu_seconds(pid) for pid in pids) for name, pids in self.sessions.items()}
         used["Redis"] = redis_cpu_seconds(self.environment.redis())
         return used
 
@@ -125,7 +127,7 @@ def set_api_latency(api_url: str, latency_ms: float) -> None:
         response.read()
 
 
-def noop_rate(environment: BenchEnvironment, workers: int, count: int) -> tuple[float, dict[str, float]]:
+def noop_rate(environment: BenchEnvironment, workers: list[int], count: int) -> tuple[float, dict[str, float]]:
     """The baseline: `count` no-op jobs on the same workers; returns jobs/s and CPU ms per job."""
     meter = CpuMeter(environment, workers, None)
     meter.start()
@@ -138,7 +140,7 @@ def noop_rate(environment: BenchEnvironment, workers: int, count: int) -> tuple[
 
 
 def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Namespace, latency_ms: float, noop: float,
-                noop_cpu: dict[str, float], first_contact: int, workers: int, api: int, api_url: str) -> int:
+                noop_cpu: dict[str, float], first_contact: int, workers: list[int], api: int, api_url: str) -> int:
     """Burst and paced phases at one API latency; returns the next free contact index."""
     set_api_latency(api_url, latency_ms)
     label = f"{latency_ms:g} ms API latency"
@@ -199,18 +201,29 @@ def send_phases(environment: BenchEnvironment, report: Report, args: argparse.Na
     return first_contact + args.sends + paced_count
 
 
+def start_dispatch_workers(environment: BenchEnvironment, args: argparse.Namespace, name: str,
+                           extra_env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """Start `--processes` worker processes: one pooled `smsdrip worker`, or with `--threads` that many thread workers each."""
+    if not args.threads:
+        return [start_workers(environment, args.processes, name=name, extra_env=extra_env, args=("--worker-class", args.worker_class))]
+    processes = [environment.start(f"{name}-{index}", ["-m", "smsdrip.cli", "worker", "--threads", str(args.threads)], extra_env=extra_env)
+                 for index in range(args.processes)]
+    for process in processes:
+        wait_for_workers(environment, args.processes * args.threads, process)
+    return processes
+
+
 def rate_limit_phase(environment: BenchEnvironment, report: Report, args: argparse.Namespace, first_contact: int, api_url: str) -> None:
     """A burst of `--limit-seconds` worth of sends at SMSDRIP_MPS=`--mps` (0 ms latency): the throttle must space them."""
     set_api_latency(api_url, 0)
-    workers = start_workers(environment, args.processes, name="worker-limited", extra_env={"SMSDRIP_MPS": str(args.mps)},
-                            args=("--worker-class", args.worker_class))
+    workers = start_dispatch_workers(environment, args, "worker-limited", {"SMSDRIP_MPS": str(args.mps)})
     count = int(args.mps * args.limit_seconds)
     now = utcnow()
     contact_ids = insert_contacts(first_contact, count, now)
     send_ids = insert_step_sends(contact_ids, [now - timedelta(seconds=1)] * count, now)
     enqueue_jobs(environment.redis(), SEND_JOB, [send_job_id(send_id) for send_id in send_ids], send_ids)
     wait_drained(environment.redis(), timeout=120 + 2 * args.limit_seconds)
-    environment.stop(workers)
+    environment.stop_all(workers)
 
     phones = {phone_number(first_contact + i) for i in range(count)}
     times = sorted(float(m["received_at"]) for m in api_messages(api_url) if m["to"] in phones)  # type: ignore[arg-type]
@@ -227,11 +240,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--sends", type=int, help="sends per burst (default 10000, quick 100)")
-    parser.add_argument("--processes", type=int, help="worker processes (default 24, quick 12)")
+    parser.add_argument("--processes", type=int, help="worker processes (default 24, quick 12; with --threads, 2)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="run each worker process as `smsdrip worker --threads THREADS` instead of one pool of processes")
     parser.add_argument("--worker-class", choices=["simple", "fork"], default="simple")
     parser.add_argument("--latencies", default="0,150", help="comma-separated API latencies in ms")
     parser.add_argument("--paced-rate", type=float, default=0.0,
-                        help=f"sends per second in the paced phase (default: {PACED_FRACTION:.0%} of the burst rate, at most {CAMPAIGN_MPS})")
+                        help=f"sends per second in the paced phase (default: {PACED_FRACTION * 100:.0f}%% of the burst rate, at most {CAMPAIGN_MPS})")
     parser.add_argument("--paced-seconds", type=float, help="length of the paced phase (default 8, quick 1)")
     parser.add_argument("--mps", type=int, default=50,
                         help="SMSDRIP_MPS of the rate-limit phase, which checks no second exceeds it (default 50; 0 skips the phase)")
@@ -239,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.sends = args.sends or (100 if args.quick else 10_000)
     # 24 sends in flight at 150 ms allow 160/s, more than the CPU of 2 cores sustains (see docs/benchmarks.md).
-    args.processes = args.processes or (12 if args.quick else 24)
+    args.processes = args.processes or (2 if args.threads else 12 if args.quick else 24)
     args.paced_seconds = args.paced_seconds or (1 if args.quick else 8)
     args.limit_seconds = args.limit_seconds or (1 if args.quick else 6)
     latencies = [float(value) for value in args.latencies.split(",")]
@@ -247,20 +262,20 @@ def main(argv: list[str] | None = None) -> None:
     report = Report("Dispatch", "python -m bench.dispatch " + " ".join(argv if argv is not None else sys.argv[1:]))
     with bench_environment(args.database_url, args.redis_url) as environment:
         report.settings = {"database": environment.database_url.split(":")[0], "sends": args.sends, "processes": args.processes,
-                           "worker class": args.worker_class}
+                           "threads per process": args.threads or 1, "worker class": args.worker_class}
         api, api_url = start_twilio_api(environment)
         environment.env["SMSDRIP_TWILIO_API_URL"] = api_url
         apply_environment(environment.env)
         # One pool for the baseline and every latency, so all phases run on the same warmed-up processes.
-        workers = start_workers(environment, args.processes, extra_env={"SMSDRIP_MPS": str(UNLIMITED_MPS)},
-                                args=("--worker-class", args.worker_class))
-        noop, noop_cpu = noop_rate(environment, workers.pid, args.sends)
+        workers = start_dispatch_workers(environment, args, "worker", {"SMSDRIP_MPS": str(UNLIMITED_MPS)})
+        worker_sessions = [process.pid for process in workers]
+        noop, noop_cpu = noop_rate(environment, worker_sessions, args.sends)
         report.add(Figure(f"no-op jobs/s (baseline), {args.sends} jobs", noop, "/s"))
         next_contact = 0
         for latency in latencies:
-            next_contact = send_phases(environment, report, args, latency, noop, noop_cpu, next_contact, workers.pid, api.pid, api_url)
+            next_contact = send_phases(environment, report, args, latency, noop, noop_cpu, next_contact, worker_sessions, api.pid, api_url)
         if args.mps:
-            environment.stop(workers)
+            environment.stop_all(workers)
             rate_limit_phase(environment, report, args, next_contact, api_url)
         if environment.redis_url.startswith("redis://"):
             report.notes.append("Redis CPU is the whole server's, other clients included.")
