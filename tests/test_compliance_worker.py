@@ -11,13 +11,14 @@ from sqlalchemy import select
 from engine.db import session_scope
 from engine.models import ConsentRecord, Contact, Enrollment, Message, ScheduledSend
 from tests.conftest import inbound_params, signed_post, wait_until
+from tests.sequence_helpers import ANY_HOUR
 from workers.connection import get_redis
 from workers.queue import enqueue_send, send_job_id
 
-DELAYED_WELCOME = """
+DELAYED_WELCOME = f"""
 name: demo
 keywords: [DEMO]
-steps:
+{ANY_HOUR}steps:
   - id: welcome
     after: 3s
     text: "Welcome! Reply STOP to opt out."
