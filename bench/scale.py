@@ -1,11 +1,11 @@
-"""Scheduling scale: 10^4, 10^5 and 10^6 future sends, with 5,000 sends due now (--due 10000 for 10^4).
+"""Scheduling scale: 10^4, 10^5 and 10^6 future sends, with 10^4 sends due now.
 
 Each size runs in a fresh database and Redis. It measures the drain rate of the due sends (workers and
 the local Twilio API at 0 ms), the periodic job's time per run with two schedulers running it, and Redis
 memory, and checks that no text went out twice. Future sends are due between 1 hour and 30 days ahead, beyond the
 10-minute horizon within which sends are put on Redis.
 
-    python -m bench.scale [--quick] [--sizes 10000,100000,1000000] [--due 5000]
+    python -m bench.scale [--quick] [--sizes 10000,100000,1000000] [--due 10000]
 """
 
 from __future__ import annotations
@@ -109,12 +109,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--sizes", help="comma-separated numbers of future sends (default 10000,100000,1000000; quick 1000,10000)")
-    parser.add_argument("--due", type=int, help="sends due now (default 5000, quick 100; 10000 takes about 6.5 minutes on 2 cores)")
+    parser.add_argument("--due", type=int, help="sends due now (default 10000, quick 100)")
     parser.add_argument("--processes", type=int, help="worker processes (default 8, quick 4)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in (args.sizes or ("1000,10000" if args.quick else "10000,100000,1000000")).split(",")]
     args.processes = args.processes or (4 if args.quick else 8)
-    args.due = args.due or (100 if args.quick else 5_000)
+    args.due = args.due or (100 if args.quick else 10_000)
 
     report = Report("Scheduling scale", "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:]))
     results = [run_size(args, size) for size in sizes]
