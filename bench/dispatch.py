@@ -254,7 +254,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.sends = args.sends or (100 if args.quick else 10_000)
     # 24 sends in flight at 150 ms allow 160/s, more than the CPU of 2 cores sustains (see docs/benchmarks.md).
-    args.processes = args.processes or (2 if args.threads else 12 if args.quick else 24)
+    if not args.processes:
+        args.processes = 12 if args.quick else 24
+        if args.threads:
+            args.processes = 2
     args.paced_seconds = args.paced_seconds or (1 if args.quick else 8)
     args.limit_seconds = args.limit_seconds or (1 if args.quick else 6)
     latencies = [float(value) for value in args.latencies.split(",")]

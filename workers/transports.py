@@ -64,8 +64,8 @@ class ConsoleTransport:
 
     def send(self, to: str, body: str) -> SendResult:
         sid = "SM" + uuid.uuid4().hex
-        shown = NUMBER_IN_TEXT.sub(lambda found: mask(found.group()), body)  # logs hold no full number
-        logger.info("console transport: text %s to %s:\n    %s", sid, mask(to), shown.replace("\n", "\n    "))
+        masked_body = NUMBER_IN_TEXT.sub(lambda found: mask(found.group()), body)  # logs hold no full number
+        logger.info("console transport: text %s to %s:\n    %s", sid, mask(to), masked_body.replace("\n", "\n    "))
         return SendResult(sid=sid, status="sent", from_number=self.from_number)
 
 
