@@ -182,47 +182,46 @@ def _insert_new_leads(session: Session, leads: list[_NewLead], now: datetime, ac
     if not leads:
         return []
     connection = session.connection()
-    contact_ids = _insert_returning_ids(connection, Contact.__table__, [
+    contact_ids = _insert_returning_ids(connection, Contact.__table__, "phone", [
         {"phone": new.contact.phone, "first_name": new.contact.first_name, "last_name": new.contact.last_name,
          "email": new.contact.email, "company": new.contact.company, "fields": new.contact.fields, "status": new.contact.status,
          "source": new.contact.source, "score": new.contact.score, "score_reasons": new.contact.score_reasons}
         for new in leads
     ])
-    consent_ids = _insert_returning_ids(connection, CaptureConsent.__table__, [
+    ids = [contact_ids[new.contact.phone] for new in leads]
+    consent_ids = _insert_returning_ids(connection, CaptureConsent.__table__, "contact_id", [
         {"contact_id": contact_id, "method": new.lead.consent.method, "given_at": new.lead.consent.given_at,
          "proof": new.lead.consent.proof, "recorded_by": actor}
-        for new, contact_id in zip(leads, contact_ids)
+        for new, contact_id in zip(leads, ids)
     ])
-    connection.execute(insert(ConsentRecord.__table__), [_opt_in_record(new.lead, contact_id, actor) for new, contact_id in zip(leads, contact_ids)])
+    connection.execute(insert(ConsentRecord.__table__), [_opt_in_record(new.lead, contact_id, actor) for new, contact_id in zip(leads, ids)])
 
-    enrolled = [(new, contact_id) for new, contact_id in zip(leads, contact_ids) if new.sequence is not None]
-    enrollment_ids = _insert_returning_ids(connection, Enrollment.__table__, [
-        {"contact_id": contact_id, "sequence_name": new.sequence.name, "keyword": None, "state": machine_for(new.sequence).initial,
+    enrolled = [(new, new.sequence, contact_id) for new, contact_id in zip(leads, ids) if new.sequence is not None]
+    enrollment_ids = _insert_returning_ids(connection, Enrollment.__table__, "contact_id", [
+        {"contact_id": contact_id, "sequence_name": sequence.name, "keyword": None, "state": machine_for(sequence).initial,
          "enrolled_at": now}
-        for new, contact_id in enrolled if new.sequence is not None
+        for _new, sequence, contact_id in enrolled
     ])
-    send_rows = [
-        {"kind": SendKind.STEP.value, "enrollment_id": enrollment_id, "contact_id": contact_id, "step_id": new.sequence.first_step.id,
-         "due_at": new.due_at, "status": SendStatus.PENDING.value, "created_at": now}
-        for (new, contact_id), enrollment_id in zip(enrolled, enrollment_ids) if new.sequence is not None
-    ]
-    send_ids = _insert_returning_ids(connection, ScheduledSend.__table__, send_rows)
+    send_ids = _insert_returning_ids(connection, ScheduledSend.__table__, "enrollment_id", [
+        {"kind": SendKind.STEP.value, "enrollment_id": enrollment_ids[contact_id], "contact_id": contact_id,
+         "step_id": sequence.first_step.id, "due_at": new.due_at, "status": SendStatus.PENDING.value, "created_at": now}
+        for new, sequence, contact_id in enrolled
+    ])
 
-    enrollments = {contact_id: (enrollment_id, NewSend(send_id, row["due_at"]))
-                   for (_new, contact_id), enrollment_id, send_id, row in zip(enrolled, enrollment_ids, send_ids, send_rows)}
     events: list[dict[str, Any]] = []
     outcomes = []
-    for new, contact_id, consent_id in zip(leads, contact_ids, consent_ids):
-        events.extend(_timeline(new, contact_id, consent_id, enrollments.get(contact_id, (None, None))[0], actor))
+    for new, contact_id in zip(leads, ids):
+        enrollment_id = enrollment_ids.get(contact_id)
+        events.extend(_timeline(new, contact_id, consent_ids[contact_id], enrollment_id, actor))
         outcome = CaptureOutcome(new.line, created=True)
-        if contact_id in enrollments:
-            outcome.enrolled, outcome.sends = True, [enrollments[contact_id][1]]
+        if enrollment_id is not None and new.due_at is not None:
+            outcome.enrolled, outcome.sends = True, [NewSend(send_ids[enrollment_id], new.due_at)]
         elif new.missing_sequence is not None:
             logger.warning("contact %s: routing names sequence %s, which does not exist; not enrolled", contact_id, new.missing_sequence)
             outcome.not_enrolled = f"sequence {new.missing_sequence!r} does not exist"
         outcomes.append(outcome)
     connection.execute(insert(Event.__table__), events)
-    logger.info("contacts %s to %s created from %s in one batch of %d, %d enrolled", contact_ids[0], contact_ids[-1],
+    logger.info("contacts %s to %s created from %s in one batch of %d, %d enrolled", ids[0], ids[-1],
                 leads[0].lead.source or "api", len(leads), len(enrolled))
     return outcomes
 
@@ -250,11 +249,15 @@ def _event(contact_id: int, kind: str, actor: str, **data: Any) -> dict[str, Any
     return {"contact_id": contact_id, "kind": kind, "actor": actor, "data": data}
 
 
-def _insert_returning_ids(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert the rows and return their ids in the rows' order: one statement where the dialect returns ids per row."""
+def _insert_returning_ids(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> dict[Any, int]:
+    """Insert the rows and return their ids by the value of `key`, unique among the rows.
+
+    One statement where the dialect returns ids from an executemany. Ids are matched by `key` and not
+    by position, because asking SQLAlchemy to keep the rows' order adds a sentinel column to the statement.
+    """
     if not rows:
-        return []
-    if connection.dialect.insert_executemany_returning_sort_by_parameter_order:
-        result = connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-        return list(result.scalars().all())
-    return [int(connection.execute(insert(table), row).inserted_primary_key[0]) for row in rows]
+        return {}
+    if connection.dialect.insert_executemany_returning:
+        result = connection.execute(insert(table).returning(table.c[key], table.c.id), rows)
+        return {value: row_id for value, row_id in result}
+    return {row[key]: int(connection.execute(insert(table), row).inserted_primary_key[0]) for row in rows}

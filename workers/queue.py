@@ -126,12 +126,10 @@ def _enqueue_due_at_once(queue: Queue, sends: list[NewSend]) -> tuple[int, list[
     with queue.connection.pipeline() as pipeline:
         try:
             pipeline.watch(*keys)
-            with queue.connection.pipeline(transaction=False) as check:
-                for key in keys:
-                    check.exists(key)
-                taken = check.execute()
+            # EXISTS with many keys returns how many exist: one command in the usual case that none does.
+            taken = _existing_keys(queue, keys) if queue.connection.exists(*keys) else set()
             # A job left from an earlier run needs enqueue_send's checks: it may still be live, or done and replaceable.
-            fresh = [send for send, exists in zip(sends, taken) if not exists]
+            fresh = [send for send, key in zip(sends, keys) if key not in taken]
             pipeline.multi()
             queue.enqueue_many([
                 Queue.prepare_data(SEND_JOB, args=(send.id,), timeout=SEND_JOB_TIMEOUT, description=send_job_id(send.id),
@@ -143,4 +141,11 @@ def _enqueue_due_at_once(queue: Queue, sends: list[NewSend]) -> tuple[int, list[
             logger.info("a job of %d new sends was enqueued by another process meanwhile; enqueueing them one by one", len(sends))
             return 0, sends
     logger.debug("%d new sends enqueued in one transaction", len(fresh))
-    return len(fresh), [send for send, exists in zip(sends, taken) if exists]
+    return len(fresh), [send for send, key in zip(sends, keys) if key in taken]
+
+
+def _existing_keys(queue: Queue, keys: list[str]) -> set[str]:
+    with queue.connection.pipeline(transaction=False) as check:
+        for key in keys:
+            check.exists(key)
+        return {key for key, exists in zip(keys, check.execute()) if exists}
