@@ -3,8 +3,9 @@
 The set-based path stores what capture_lead stores for a new contact (the contact, its consent, the
 opt-in record, the timeline events, the score, the enrollment and its first send), so the import
 gives the same result either way. A lead goes through capture_lead instead when its number exists
-already, or when capturing it does more than that: a status to set, a sequence with double opt-in or
-a lead status, a score that assigns an owner, or a sequence name to reject.
+already. So does a new lead whose capture does more than that, because it sets a status, names an
+unknown sequence, reaches the score that assigns an owner, or enters a sequence with double opt-in
+or a lead status.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class NewSend(NamedTuple):
 
 @dataclass
 class CaptureOutcome:
-    """What capturing one lead of a file did, for the import report."""
+    """The result of capturing one lead of a file, for the import report."""
 
     line: int  # line number in the file
     created: bool = False

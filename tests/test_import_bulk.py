@@ -156,7 +156,8 @@ def test_import_mixed_file_report(demo_any_hour: RoutingFile, tmp_path: Path):
     assert enrolled == ["+15550100001", "+15550100010", "+15550100011", "+15550100012"]
 
 
-def test_bulk_stores_rows_like_capture_lead(demo_any_hour: RoutingFile, tmp_path: Path):
+def test_bulk_stores_rows_like_capture_lead(demo_any_hour: RoutingFile, tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.INFO, logger="engine.bulk_capture")
     row = "Ann,Lee,ann@example.com,Acme,80,webinar;vip,web_form,2025-01-10T10:00:00Z,https://example.com/form"
     header = "phone,first_name,last_name,email,company,company_size,tags,consent_method,consent_at,consent_proof"
     now = utcnow()
@@ -165,6 +166,7 @@ def test_bulk_stores_rows_like_capture_lead(demo_any_hour: RoutingFile, tmp_path
     committed: list[list[NewSend]] = []
     import_leads(rows[:1], sequence="demo", dry_run=False, now=now, actor="import", library=library(), routing=current_routing(),
                  region=get_settings().default_region, on_commit=committed.append)
+    assert [record.message.split(" created from ")[1] for record in caplog.records] == ["import in one batch of 1, 1 enrolled"]
     lead = parse_lead(row_to_lead_data(rows[1][1]), get_settings().default_region, now)
     with session_scope() as session:
         outcome = capture_one(session, 3, replace(lead, source="import", sequence="demo"), now, "import", library(), current_routing())

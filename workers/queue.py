@@ -127,9 +127,9 @@ def _enqueue_due_at_once(queue: Queue, sends: list[NewSend]) -> tuple[int, list[
         try:
             pipeline.watch(*keys)
             # EXISTS with many keys returns how many exist: one command in the usual case that none does.
-            taken = _existing_keys(queue, keys) if queue.connection.exists(*keys) else set()
+            existing = _existing_keys(queue, keys) if queue.connection.exists(*keys) else set()
             # A job left from an earlier run needs enqueue_send's checks: it may still be live, or done and replaceable.
-            fresh = [send for send, key in zip(sends, keys) if key not in taken]
+            fresh = [send for send, key in zip(sends, keys) if key not in existing]
             pipeline.multi()
             queue.enqueue_many([
                 Queue.prepare_data(SEND_JOB, args=(send.id,), timeout=SEND_JOB_TIMEOUT, description=send_job_id(send.id),
@@ -141,7 +141,7 @@ def _enqueue_due_at_once(queue: Queue, sends: list[NewSend]) -> tuple[int, list[
             logger.info("a job of %d new sends was enqueued by another process meanwhile; enqueueing them one by one", len(sends))
             return 0, sends
     logger.debug("%d new sends enqueued in one transaction", len(fresh))
-    return len(fresh), [send for send, key in zip(sends, keys) if key in taken]
+    return len(fresh), [send for send, key in zip(sends, keys) if key in existing]
 
 
 def _existing_keys(queue: Queue, keys: list[str]) -> set[str]:
