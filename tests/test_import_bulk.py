@@ -21,6 +21,7 @@ from engine.models import (
     CaptureConsent,
     ConsentRecord,
     Contact,
+    DoubleOptIn,
     Enrollment,
     Event,
     RoundRobinCursor,
@@ -255,3 +256,21 @@ def test_import_round_robin_across_batches(routing: RoutingFile, tmp_path: Path)
     assert owners == ["alice", "bob", None, "alice", "bob", None, "alice", "bob"]
     with session_scope() as session:
         assert session.get_one(RoundRobinCursor, "sales").position == 6
+
+
+def test_import_double_opt_in_requests(demo_any_hour: RoutingFile, sequences_dir: Path, tmp_path: Path):
+    # New leads for a sequence with double opt-in take capture_lead's path: one confirmation text each, no enrollment.
+    (sequences_dir / "confirm.yaml").write_text(QUICK_DEMO.replace("name: demo", "name: confirm").replace("[DEMO]", "[CONFIRM]")
+                                                + "double_opt_in: true\n" + ANY_HOUR)
+    path = _leads_file(tmp_path, _new_numbers(4))
+
+    report, committed = _import(path, sequence="confirm")
+    again, _committed = _import(path, sequence="confirm")
+
+    assert list(iter_report_lines(report))[:2] == ["imported 4 rows: 4 created, 0 updated, 0 unchanged, 0 rejected",
+                                                   "enrolled: 0; asked to confirm by replying YES: 4"]
+    assert [len(sends) for sends in committed] == [3, 1]
+    assert list(iter_report_lines(again))[2] == "not enrolled (already enrolled in this sequence before): 4"
+    assert (_count(Enrollment), _count(DoubleOptIn)) == (0, 4)
+    with session_scope() as session:
+        assert set(session.scalars(select(ScheduledSend.kind)).all()) == {"manual"}
