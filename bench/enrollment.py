@@ -23,13 +23,14 @@ from sqlalchemy import Table, func, insert, select
 from bench.data import phone_number, utcnow
 from bench.report import Figure, Report, at_most
 from bench.services import BenchEnvironment, add_common_arguments, bench_environment
+from engine.bulk_capture import NewSend
 from engine.config import get_settings
 from engine.db import get_engine, session_scope
 from engine.importer import BATCH_ROWS, import_leads, read_rows
 from engine.library import get_library
 from engine.lifecycle import current_routing
 from engine.models import Base, Enrollment, ScheduledSend
-from workers.queue import enqueue_sends
+from workers.queue import enqueue_new_sends
 
 TARGET_GROWTH = 11.0  # the 10x larger run may take at most this many times as long
 TARGET_BASELINE_RATIO = 3.0
@@ -55,10 +56,10 @@ def engine_import(environment: BenchEnvironment, size: int) -> tuple[float, floa
     library, routing = get_library(settings.sequences_dir), current_routing()
     enqueue_seconds = 0.0
 
-    def enqueue(sends: list[ScheduledSend]) -> None:
+    def enqueue(sends: list[NewSend]) -> None:
         nonlocal enqueue_seconds
         start = time.perf_counter()
-        enqueue_sends(sends)
+        enqueue_new_sends(sends)
         enqueue_seconds += time.perf_counter() - start
 
     start = time.perf_counter()

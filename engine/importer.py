@@ -17,13 +17,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from engine.bulk_capture import CaptureOutcome, NewSend, capture_leads, capture_one
 from engine.db import session_scope
-from engine.lead_status import InvalidStatusMove
-from engine.leads import LeadInputError, capture_lead, parse_lead
+from engine.leads import LeadInput, LeadInputError, parse_lead
 from engine.library import SequenceLibrary
-from engine.models import ScheduledSend
 from engine.routing_rules import Routing
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ LEAD_COLUMNS = {"phone", "first_name", "last_name", "email", "company", "source"
 EXPORT_ONLY_COLUMNS = {"owner", "score", "last_activity_at", "opted_out", "opted_out_at", "created_at"}
 CONSENT_COLUMNS = {"consent_method": "method", "consent_at": "at", "consent_proof": "proof"}
 TAG_SEPARATORS = re.compile(r"[;|]")
-BATCH_ROWS = 200  # rows per transaction: big enough to be quick, small enough to keep locks short
+BATCH_ROWS = 500  # rows per transaction and per set-based insert: big enough to be quick, small enough to keep locks short
 
 
 class ImportFileError(ValueError):
@@ -131,9 +131,9 @@ def row_to_lead_data(row: dict[str, str]) -> dict[str, Any]:
 def import_leads(
     rows: list[tuple[int, dict[str, str]]], *, sequence: str | None, dry_run: bool, now: datetime, actor: str,
     library: SequenceLibrary, routing: Routing, region: str,
-    on_commit: Callable[[list[ScheduledSend]], None], progress: Callable[[int], None] | None = None,
+    on_commit: Callable[[list[NewSend]], None], progress: Callable[[int], None] | None = None, batch_rows: int = BATCH_ROWS,
 ) -> ImportReport:
-    """Import the rows in batches; `on_commit` gets each committed batch's sends, so it can enqueue them.
+    """Import the rows in batches of `batch_rows`; `on_commit` gets each committed batch's sends, so it can enqueue them.
 
     A dry run does all the work in one transaction and rolls it back, so its report is what a real run would do.
     """
@@ -141,18 +141,25 @@ def import_leads(
         raise ImportFileError(f"--sequence {sequence!r} is not a sequence: use one of {', '.join(sorted(library.sequences)) or 'none'}")
     report = ImportReport(dry_run=dry_run)
     seen: dict[str, int] = {}  # phone -> line that first had it
-    batches = [rows] if dry_run else [rows[start:start + BATCH_ROWS] for start in range(0, len(rows), BATCH_ROWS)]
-    for batch in batches:
-        sends: list[ScheduledSend] = []
+    batches = [rows[start:start + batch_rows] for start in range(0, len(rows), batch_rows)]
+
+    def import_batch(session: Session, batch: list[tuple[int, dict[str, str]]]) -> list[NewSend]:
+        report.rows += len(batch)
+        leads = _parse_batch(batch, seen, report, sequence, now, region)
+        outcomes = _capture_batch(session, leads, now, actor, library, routing)
+        if progress is not None:
+            progress(len(batch))
+        return _count_outcomes(outcomes, report)
+
+    if dry_run:
         with session_scope() as session:
-            for line, row in batch:
-                report.rows += 1
-                _import_row(session, line, row, seen, report, sends, sequence, now, actor, library, routing, region)
-                if progress is not None:
-                    progress(1)
-            if dry_run:
-                session.rollback()
-        if not dry_run:
+            for batch in batches:
+                import_batch(session, batch)
+            session.rollback()
+    else:
+        for batch in batches:
+            with session_scope() as session:
+                sends = import_batch(session, batch)
             on_commit(sends)
     logger.info("import %s: %d rows, %d created, %d updated, %d unchanged, %d enrolled, %d rejected",
                 "dry run" if dry_run else "done", report.rows, report.created, report.updated, report.unchanged,
@@ -160,43 +167,62 @@ def import_leads(
     return report
 
 
-def _import_row(
-    session: Session, line: int, row: dict[str, str], seen: dict[str, int], report: ImportReport, sends: list[ScheduledSend],
-    sequence: str | None, now: datetime, actor: str, library: SequenceLibrary, routing: Routing, region: str,
-) -> None:
-    try:
-        lead = parse_lead(row_to_lead_data(row), region, now)
-    except LeadInputError as error:
-        report.rejected.append(RejectedRow(line, error.field, error.message))
-        return
-    if lead.phone in seen:
-        report.rejected.append(RejectedRow(line, "phone", f"duplicate: the same number is on line {seen[lead.phone]}"))
-        return
-    seen[lead.phone] = line
-    lead = replace(lead, source=lead.source or "import", sequence=lead.sequence or sequence)
+def _parse_batch(
+    batch: list[tuple[int, dict[str, str]]], seen: dict[str, int], report: ImportReport, sequence: str | None, now: datetime,
+    region: str,
+) -> list[tuple[int, LeadInput]]:
+    """Validate the rows, reporting invalid ones and numbers already on an earlier line; returns the leads to capture."""
+    leads = []
+    for line, row in batch:
+        try:
+            lead = parse_lead(row_to_lead_data(row), region, now)
+        except LeadInputError as error:
+            report.rejected.append(RejectedRow(line, error.field, error.message))
+            continue
+        if lead.phone in seen:
+            report.rejected.append(RejectedRow(line, "phone", f"duplicate: the same number is on line {seen[lead.phone]}"))
+            continue
+        seen[lead.phone] = line
+        leads.append((line, replace(lead, source=lead.source or "import", sequence=lead.sequence or sequence)))
+    return leads
 
+
+def _capture_batch(
+    session: Session, leads: list[tuple[int, LeadInput]], now: datetime, actor: str, library: SequenceLibrary, routing: Routing,
+) -> list[CaptureOutcome]:
+    """Capture the batch set-based; after a database error, capture it again lead by lead so only the failing leads are lost."""
+    if not leads:
+        return []
     try:
-        # A savepoint per row, so a row that fails half-way leaves nothing behind and the batch goes on.
         with session.begin_nested():
-            result = capture_lead(session, lead, now, actor, library, routing, enroll_once=True)
-    except (LeadInputError, InvalidStatusMove) as error:
-        field_name = error.field if isinstance(error, LeadInputError) else "status"
-        report.rejected.append(RejectedRow(line, field_name, getattr(error, "message", str(error))))
-        return
+            return capture_leads(session, leads, now, actor, library, routing)
+    except DBAPIError as error:
+        logger.warning("import batch of lines %d to %d failed in the database (%s); importing it lead by lead",
+                       leads[0][0], leads[-1][0], type(error.orig).__name__)
+    return [capture_one(session, line, lead, now, actor, library, routing, reject_database_errors=True) for line, lead in leads]
 
-    if result.created:
-        report.created += 1
-    elif result.changed:
-        report.updated += 1
-    else:
-        report.unchanged += 1
-    if result.enrollment is not None:
-        report.enrolled += 1
-    elif result.opt_in_requested and result.sends:
-        report.opt_in_requested += 1
-    if result.not_enrolled and not (result.opt_in_requested and result.sends):
-        report.not_enrolled[result.not_enrolled] += 1
-    sends.extend(result.sends)
+
+def _count_outcomes(outcomes: list[CaptureOutcome], report: ImportReport) -> list[NewSend]:
+    """Add the outcomes to the report; returns their sends."""
+    sends = []
+    for outcome in outcomes:
+        if outcome.rejected is not None:
+            report.rejected.append(RejectedRow(outcome.line, *outcome.rejected))
+            continue
+        if outcome.created:
+            report.created += 1
+        elif outcome.changed:
+            report.updated += 1
+        else:
+            report.unchanged += 1
+        if outcome.enrolled:
+            report.enrolled += 1
+        elif outcome.opt_in_requested:
+            report.opt_in_requested += 1
+        if outcome.not_enrolled:
+            report.not_enrolled[outcome.not_enrolled] += 1
+        sends.extend(outcome.sends)
+    return sends
 
 
 def iter_report_lines(report: ImportReport) -> Iterator[str]:

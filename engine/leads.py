@@ -217,7 +217,7 @@ def capture_lead(
 
     contact, created = find_or_create_contact(session, lead.phone, source=lead.source or "api")
     changed = [] if created else _changed_fields(contact, lead)
-    _apply_fields(contact, lead)
+    apply_lead_fields(contact, lead)
     if contact.source is None:
         contact.source = lead.source
     consent_new = record_capture_consent(session, contact, lead.consent, actor, new_contact=created)
@@ -253,7 +253,7 @@ def _changed_fields(contact: Contact, lead: LeadInput) -> list[str]:
     return changed
 
 
-def _apply_fields(contact: Contact, lead: LeadInput) -> None:
+def apply_lead_fields(contact: Contact, lead: LeadInput) -> None:
     """Overwrite the fields the lead gives; fields it leaves out keep their values, and tags add up."""
     for name in STANDARD_FIELDS:
         value = getattr(lead, name)
@@ -285,9 +285,14 @@ def record_capture_consent(session: Session, contact: Contact, consent: Consent,
     record_event(session, contact.id, "consent.recorded", actor, consent_id=record.id, method=consent.method,
                  given_at=consent.given_at.isoformat())
     # The contact's consent history lists every opt-in; an opted-out contact stays opted out until they text START.
-    channel = "import" if actor == "import" else "api"
-    record_consent(session, contact.id, ConsentAction.OPT_IN, channel, consent.given_at, source=f"{actor}: {consent.method}"[:200])
+    channel, source = capture_opt_in_source(consent, actor)
+    record_consent(session, contact.id, ConsentAction.OPT_IN, channel, consent.given_at, source=source)
     return True
+
+
+def capture_opt_in_source(consent: Consent, actor: str) -> tuple[str, str]:
+    """Return the method and source of the consent record that a captured consent adds to the contact's history."""
+    return ("import" if actor == "import" else "api"), f"{actor}: {consent.method}"[:200]
 
 
 def _start_sequence(session: Session, result: CaptureResult, now: datetime, actor: str, library: SequenceLibrary, enroll_once: bool) -> None:

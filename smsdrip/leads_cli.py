@@ -113,7 +113,7 @@ def contacts_import(file: Path, sequence: str | None, dry_run: bool) -> None:
     from engine.lifecycle import current_routing
     from engine.routing import RoutingFileError
     from workers.notifications import install_enqueue_on_commit
-    from workers.queue import enqueue_sends
+    from workers.queue import enqueue_new_sends
 
     settings = get_settings()
     _ready()
@@ -124,7 +124,7 @@ def contacts_import(file: Path, sequence: str | None, dry_run: bool) -> None:
         with click.progressbar(length=len(rows), label="Checking" if dry_run else "Importing", file=sys.stderr) as bar:
             report = import_leads(
                 rows, sequence=sequence, dry_run=dry_run, now=_utcnow(), actor="import", library=get_library(settings.sequences_dir),
-                routing=routing, region=settings.default_region, on_commit=enqueue_sends, progress=bar.update,
+                routing=routing, region=settings.default_region, on_commit=enqueue_new_sends, progress=bar.update,
             )
     except (ImportFileError, RoutingFileError) as error:
         raise click.ClickException(str(error)) from None

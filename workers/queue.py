@@ -6,11 +6,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
 
+from engine.bulk_capture import NewSend
 from engine.config import get_settings
 from engine.models import ScheduledSend
 from workers.connection import get_redis
@@ -92,3 +93,59 @@ def enqueue_sends(sends: Iterable[ScheduledSend], now: datetime | None = None) -
     except RedisError:
         logger.exception("enqueueing sends failed; the periodic job will enqueue them from the database")
     return count
+
+
+def enqueue_new_sends(sends: Sequence[NewSend], now: datetime | None = None, queue: Queue | None = None) -> int:
+    """Enqueue the jobs of sends just stored, those due now in one Redis transaction; returns how many were added.
+
+    Job ids and uniqueness are those of enqueue_send: WATCH on the job keys makes the transaction fail
+    when another process enqueues one of them first, and then each send goes through enqueue_send.
+    Sends due within the horizon but later go through enqueue_send too; later ones stay for the
+    periodic job. A Redis error is logged, since the periodic job will retry.
+    """
+    now = now or datetime.now(timezone.utc)
+    due = [send for send in sends if send.due_at <= now]
+    later = [send for send in sends if now < send.due_at <= now + ENQUEUE_HORIZON]
+    count = 0
+    try:
+        queue = queue or get_queue()
+        unqueued = []
+        if due:
+            added, unqueued = _enqueue_due_at_once(queue, due)
+            count += added
+        for send in [*unqueued, *later]:
+            count += enqueue_send(send.id, send.due_at, now=now, queue=queue)
+    except RedisError:
+        logger.exception("enqueueing %d new sends failed; the periodic job will enqueue them from the database", len(sends))
+    return count
+
+
+def _enqueue_due_at_once(queue: Queue, sends: list[NewSend]) -> tuple[int, list[NewSend]]:
+    """Enqueue the sends whose job id is unused with Queue.enqueue_many; returns how many, and the sends left to enqueue_send."""
+    keys = [Job.key_for(send_job_id(send.id)) for send in sends]
+    with queue.connection.pipeline() as pipeline:
+        try:
+            pipeline.watch(*keys)
+            # EXISTS with many keys returns how many exist: one command in the usual case that none does.
+            existing = _existing_keys(queue, keys) if queue.connection.exists(*keys) else set()
+            # A job left from an earlier run needs enqueue_send's checks: it may still be live, or done and replaceable.
+            fresh = [send for send, key in zip(sends, keys) if key not in existing]
+            pipeline.multi()
+            queue.enqueue_many([
+                Queue.prepare_data(SEND_JOB, args=(send.id,), timeout=SEND_JOB_TIMEOUT, description=send_job_id(send.id),
+                                   job_id=send_job_id(send.id))
+                for send in fresh
+            ], pipeline=pipeline)
+            pipeline.execute()
+        except WatchError:
+            logger.info("a job of %d new sends was enqueued by another process meanwhile; enqueueing them one by one", len(sends))
+            return 0, sends
+    logger.debug("%d new sends enqueued in one transaction", len(fresh))
+    return len(fresh), [send for send, key in zip(sends, keys) if key in existing]
+
+
+def _existing_keys(queue: Queue, keys: list[str]) -> set[str]:
+    with queue.connection.pipeline(transaction=False) as check:
+        for key in keys:
+            check.exists(key)
+        return {key for key, exists in zip(keys, check.execute()) if exists}
