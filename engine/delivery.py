@@ -71,10 +71,17 @@ def apply_status(
 def apply_early_statuses(session: Session, message: Message, library: SequenceLibrary, now: datetime, undeliverable_after: int) -> int:
     """Apply the status callbacks that arrived for `message` before it was recorded; returns how many there were."""
     assert message.sid is not None
-    _lock_sid(session, message.sid)
-    early = session.execute(
-        delete(EarlyStatus).where(EarlyStatus.sid == message.sid).returning(EarlyStatus.id, EarlyStatus.status, EarlyStatus.error_code)
-    ).all()
+    # Without autoflush, the changes waiting in the session go out in the caller's next flush, together
+    # with the rest, instead of in a flush of their own before these statements. EarlyStatus rows are
+    # never loaded as objects, so the DELETE has no session state to synchronise.
+    with session.no_autoflush:
+        _lock_sid(session, message.sid)
+        early = session.execute(
+            delete(EarlyStatus)
+            .where(EarlyStatus.sid == message.sid)
+            .returning(EarlyStatus.id, EarlyStatus.status, EarlyStatus.error_code)
+            .execution_options(synchronize_session=False)
+        ).all()
     for _id, status, error_code in sorted(early):
         _apply(session, message, status, error_code, library, now, undeliverable_after)
     return len(early)
