@@ -58,7 +58,7 @@ class LoadedSend:
     enrollment: Enrollment | None
 
 
-# Built once: building the statement and its cache key took about half the CPU of a load.
+# Built once at import, because building the statement and its cache key took about half the CPU of a load.
 _LOAD_SEND = (
     select(ScheduledSend, Contact, Enrollment)
     .join(Contact, Contact.id == ScheduledSend.contact_id)
@@ -70,8 +70,8 @@ _LOAD_SEND = (
 def load_send(session: Session, send_id: int) -> LoadedSend:
     """Read a scheduled send, its contact and its enrollment in one joined SELECT.
 
-    The LoadedSend holds the three rows, so they stay in the session's identity map (which holds
-    unmodified rows weakly) and later `session.get` calls in the transaction run no SQL.
+    The LoadedSend references the three rows, so they stay in the session's identity map, which keeps
+    unmodified rows only as weak references, and later `session.get` calls in the transaction run no SQL.
     """
     send, contact, enrollment = session.execute(_LOAD_SEND, {"send_id": send_id}).one()
     return LoadedSend(send=send, contact=contact, enrollment=enrollment)

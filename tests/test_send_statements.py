@@ -28,9 +28,10 @@ DEMO = "name: demo\nkeywords: [DEMO]\n" + ANY_HOUR + """steps:
 # One step send to a new lead. Transaction 1: claim (UPDATE), load send, contact and enrollment (SELECT).
 # Transaction 2: load again (SELECT), insert the message, mark the send sent, delete early statuses,
 # move the lead to contacted, insert the timeline events, schedule the next step, move the enrollment on.
-# SQLite adds a BEGIN IMMEDIATE per transaction (engine.db) and inserts the two events one at a time,
-# because SQLAlchemy cannot batch ORM inserts there; PostgreSQL inserts them in one statement and takes
-# an advisory lock on the MessageSid (engine.delivery) with a SELECT.
+# SQLite adds a BEGIN IMMEDIATE per transaction (engine.db). It also inserts the two events one at a
+# time, because SQLite cannot return generated ids in the order of the rows, so SQLAlchemy does not
+# batch the INSERT there. PostgreSQL inserts both in one statement and takes an advisory lock on the
+# MessageSid (engine.delivery) with a SELECT.
 EXPECTED_STATEMENTS = {
     "sqlite": Counter({"BEGIN": 2, "SELECT": 2, "INSERT": 4, "UPDATE": 4, "DELETE": 1}),
     "postgresql": Counter({"SELECT": 3, "INSERT": 3, "UPDATE": 4, "DELETE": 1}),

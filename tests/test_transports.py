@@ -50,7 +50,7 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_no_proxy_variables_skip_environment(clean_environ, settings, twilio_api):
+def test_unset_proxies_skip_environment(clean_environ, settings, twilio_api):
     transport = TwilioTransport(settings)
     assert _session(transport).trust_env is False
     assert _session(transport).verify is True
@@ -73,7 +73,7 @@ def test_proxy_variable_keeps_environment(clean_environ, settings, twilio_api, n
     assert twilio_api.messages == []
 
 
-def test_no_proxy_variable_keeps_environment(clean_environ, settings):
+def test_no_proxy_list_keeps_environment(clean_environ, settings):
     clean_environ.setenv("no_proxy", "api.twilio.com")
     assert _session(TwilioTransport(settings)).trust_env is True
 

@@ -159,7 +159,7 @@ def _retry_or_fail(settings: Settings, prepared: PreparedSend, error: TransientS
     return Retry(max=len(settings.retry_delays), interval=list(settings.retry_delays))
 
 
-# Built once, as engine.outbound's load statement is: building a statement costs about as much CPU as running it.
+# Built once at import, because building this statement costs about as much CPU as running it.
 _CLAIM = (
     update(ScheduledSend)
     .where(

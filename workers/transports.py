@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 # Seconds to wait for the Messages API; the twilio client waits forever by default. Part of the send
 # job's timeout (workers.queue.SEND_JOB_TIMEOUT).
 TWILIO_HTTP_TIMEOUT = 30
-# Variables through which requests 2.x reads proxies from the environment (urllib.request.getproxies reads
-# any *_proxy name in either case; these are the ones that apply to an HTTPS URL).
+# Proxy variables that requests 2.x reads for http and https URLs, in upper or lower case. NO_PROXY lists
+# hosts that bypass the proxy. Other *_proxy names apply to other URL schemes.
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
 # Certificate bundle variables requests reads when it trusts the environment, in its order of precedence.
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
@@ -32,12 +32,13 @@ def configure_environment(session: Session, environ: Mapping[str, str]) -> None:
     """Let the requests session skip its per-request reading of the environment when no proxy is set.
 
     With `trust_env` on, requests looks up proxies, proxy bypass rules and certificate bundles in the
-    environment on every request, which costs measurable CPU per text. When no proxy variable is
-    set, the session stops trusting the environment, and a certificate bundle named in
-    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE is set on the session once instead. The environment is read
-    when the transport is built, so a change after that needs a worker restart.
+    environment on every request, which cost about 0.1 ms of CPU per text on the benchmark machine
+    (docs/benchmarks.md). When no proxy variable is set, the session stops trusting the environment,
+    and a certificate bundle named in REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE is set on the session once
+    instead. The environment is read when the transport is built, so a change after that needs a
+    worker restart.
 
-    NOTE: on macOS and Windows, urllib also reads the system's proxy settings; this check sees only
+    NOTE: on macOS and Windows, urllib also reads the system's proxy settings. This check reads only
     the environment, so a worker there behind a system-wide proxy needs HTTPS_PROXY set.
     """
     if any(environ.get(name) or environ.get(name.lower()) for name in PROXY_VARIABLES):
