@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker-class", choices=["simple", "fork"], default="simple")
     parser.add_argument("--latencies", default="0,150", help="comma-separated API latencies in ms")
     parser.add_argument("--paced-rate", type=float, default=0.0,
-                        help=f"sends per second in the paced phase (default: {PACED_FRACTION:.0%} of the burst rate, at most {CAMPAIGN_MPS})")
+                        help=f"sends per second in the paced phase (default: {PACED_FRACTION * 100:.0f}%% of the burst rate, at most {CAMPAIGN_MPS})")
     parser.add_argument("--paced-seconds", type=float, help="length of the paced phase (default 8, quick 1)")
     parser.add_argument("--mps", type=int, default=50,
                         help="SMSDRIP_MPS of the rate-limit phase, which checks no second exceeds it (default 50; 0 skips the phase)")

@@ -12,42 +12,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-
-from sqlalchemy import Engine, event
 
 from bench.data import insert_contacts, insert_step_sends, utcnow
 from bench.services import add_common_arguments, apply_environment, bench_environment, start_twilio_api
 
 WARM_UP = 50  # sends before measuring: imports, connection pools, the sequence library
 COUNTED_SENDS = 200  # sends whose SQL statements and transactions are counted
-
-
-@contextmanager
-def count_sql() -> Iterator[Counter[str]]:
-    """Count the SQL statements run while inside, by first keyword (SELECT, INSERT, BEGIN...), and the commits.
-
-    Statements are counted as the driver receives them, so an executemany counts once. The counter's
-    "COMMIT" entry counts committed transactions; on PostgreSQL the driver starts them without a BEGIN.
-    """
-    counts: Counter[str] = Counter()
-
-    def on_statement(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:  # type: ignore[no-untyped-def]
-        counts[statement.lstrip().split(None, 1)[0].upper()] += 1
-
-    def on_commit(_conn) -> None:  # type: ignore[no-untyped-def]
-        counts["COMMIT"] += 1
-
-    event.listen(Engine, "before_cursor_execute", on_statement)
-    event.listen(Engine, "commit", on_commit)
-    try:
-        yield counts
-    finally:
-        event.remove(Engine, "before_cursor_execute", on_statement)
-        event.remove(Engine, "commit", on_commit)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         _api, api_url = start_twilio_api(environment)
         environment.env.update({"SMSDRIP_TWILIO_API_URL": api_url, "SMSDRIP_MPS": "1000"})
         apply_environment(environment.env)
+        from engine.db import count_statements, get_engine
         from workers.jobs import send_scheduled
 
         now = utcnow()
@@ -75,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         cpu_ms = (time.process_time() - start) * 1000 / args.sends
 
         counted_ids = insert_step_sends(insert_contacts(count, COUNTED_SENDS, now), [now - timedelta(seconds=1)] * COUNTED_SENDS, now)
-        with count_sql() as counts:
+        with count_statements(get_engine()) as counted:
             for send_id in counted_ids:
                 send_scheduled(send_id)
         count += COUNTED_SENDS
@@ -86,11 +58,9 @@ def main(argv: list[str] | None = None) -> None:
             for send_id in more_ids:
                 send_scheduled(send_id)
     print(f"{cpu_ms:.2f} ms CPU per send ({args.sends} sends, {environment.database_url.split(':')[0]}, without profiler)")
-    commits = counts.pop("COMMIT", 0)
-    statements = sum(counts.values())
-    kinds = ", ".join(f"{number / COUNTED_SENDS:g} {kind}" for kind, number in counts.most_common())
-    print(f"{statements / COUNTED_SENDS:g} SQL statements ({kinds}) and {commits / COUNTED_SENDS:g} transactions per send "
-          f"(over {COUNTED_SENDS} sends)")
+    kinds = ", ".join(f"{number / COUNTED_SENDS:g} {kind}" for kind, number in counted.statements.most_common())
+    print(f"{counted.total / COUNTED_SENDS:g} SQL statements ({kinds}) and {counted.commits / COUNTED_SENDS:g} transactions "
+          f"per send (over {COUNTED_SENDS} sends)")
     print(profiler.output_text(unicode=False, color=False))
 
 

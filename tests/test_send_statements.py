@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import select
 
-from engine.db import get_engine, session_scope
+from engine.db import count_statements, get_engine, session_scope
 from engine.models import Contact, Enrollment, Event, Message, ScheduledSend
 from tests.sequence_helpers import ANY_HOUR, text_in, use_sequences
 from workers.jobs import send_scheduled
@@ -38,39 +35,13 @@ EXPECTED_STATEMENTS = {
 }
 
 
-@dataclass
-class SqlCount:
-    statements: Counter[str] = field(default_factory=Counter)  # by first keyword
-    commits: int = 0
-
-
-@contextmanager
-def count_sql(engine: Engine) -> Iterator[SqlCount]:
-    """Count the statements the driver receives and the commits on `engine` while inside."""
-    count = SqlCount()
-
-    def on_statement(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:  # type: ignore[no-untyped-def]
-        count.statements[statement.split(None, 1)[0].upper()] += 1
-
-    def on_commit(_conn) -> None:  # type: ignore[no-untyped-def]
-        count.commits += 1
-
-    event.listen(engine, "before_cursor_execute", on_statement)
-    event.listen(engine, "commit", on_commit)
-    try:
-        yield count
-    finally:
-        event.remove(engine, "before_cursor_execute", on_statement)
-        event.remove(engine, "commit", on_commit)
-
-
 def test_step_send_statement_count(smsdrip_env, sequences_dir: Path, twilio_api):
     use_sequences(sequences_dir, demo=DEMO)
     outcome = text_in("DEMO", datetime.now(timezone.utc))
     send_id = outcome.sends[0].id
     engine = get_engine()
 
-    with count_sql(engine) as count:
+    with count_statements(engine) as count:
         assert send_scheduled(send_id) == "sent"
 
     assert count.statements == EXPECTED_STATEMENTS[engine.dialect.name]
