@@ -70,8 +70,8 @@ _LOAD_SEND = (
 def load_send(session: Session, send_id: int) -> LoadedSend:
     """Read a scheduled send, its contact and its enrollment in one joined SELECT.
 
-    The LoadedSend references the three rows, so they stay in the session's identity map, which keeps
-    unmodified rows only as weak references, and later `session.get` calls in the transaction run no SQL.
+    The session's identity map keeps unmodified rows only as weak references. The LoadedSend keeps the
+    three rows referenced, so later `session.get` calls in the transaction find them without SQL.
     """
     send, contact, enrollment = session.execute(_LOAD_SEND, {"send_id": send_id}).one()
     return LoadedSend(send=send, contact=contact, enrollment=enrollment)

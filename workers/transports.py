@@ -28,7 +28,7 @@ PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-def configure_environment(session: Session, environ: Mapping[str, str]) -> None:
+def read_environment_once(session: Session, environ: Mapping[str, str]) -> None:
     """Let the requests session skip its per-request reading of the environment when no proxy is set.
 
     With `trust_env` on, requests looks up proxies, proxy bypass rules and certificate bundles in the
@@ -67,7 +67,7 @@ class TwilioTransport:
     def __init__(self, settings: Settings) -> None:
         http_client = TwilioHttpClient(timeout=TWILIO_HTTP_TIMEOUT)
         assert http_client.session is not None  # built with pool_connections=True, the default
-        configure_environment(http_client.session, os.environ)
+        read_environment_once(http_client.session, os.environ)
         self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http_client)
         self.client.api.base_url = settings.twilio_api_url
         self.from_number = settings.twilio_from_number
