@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -102,3 +104,39 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@dataclass
+class StatementCount:
+    """SQL statements by first keyword (SELECT, INSERT, BEGIN...) as the driver received them, and commits."""
+
+    statements: Counter[str] = field(default_factory=Counter)
+    commits: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.statements.values())
+
+
+@contextmanager
+def count_statements(engine: Engine) -> Iterator[StatementCount]:
+    """Count the statements run and the transactions committed on `engine` while inside, for benchmarks and tests.
+
+    An executemany counts once. On PostgreSQL the driver starts transactions without a BEGIN statement,
+    so only SQLite's BEGIN IMMEDIATE (see make_engine) shows up among the statements.
+    """
+    count = StatementCount()
+
+    def on_statement(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:  # type: ignore[no-untyped-def]
+        count.statements[statement.split(None, 1)[0].upper()] += 1
+
+    def on_commit(_conn) -> None:  # type: ignore[no-untyped-def]
+        count.commits += 1
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(engine, "commit", on_commit)
+    try:
+        yield count
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(engine, "commit", on_commit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from engine.compliance import opt_out, stop_all_texts
@@ -68,13 +68,24 @@ def apply_status(
     return message
 
 
+# Built once, because the worker runs it for every text it records. EarlyStatus rows are never loaded
+# as objects, so the DELETE has no session state to synchronise.
+_TAKE_EARLY_STATUSES = (
+    delete(EarlyStatus)
+    .where(EarlyStatus.sid == bindparam("sid"))
+    .returning(EarlyStatus.id, EarlyStatus.status, EarlyStatus.error_code)
+    .execution_options(synchronize_session=False)
+)
+
+
 def apply_early_statuses(session: Session, message: Message, library: SequenceLibrary, now: datetime, undeliverable_after: int) -> int:
     """Apply the status callbacks that arrived for `message` before it was recorded; returns how many there were."""
     assert message.sid is not None
-    _lock_sid(session, message.sid)
-    early = session.execute(
-        delete(EarlyStatus).where(EarlyStatus.sid == message.sid).returning(EarlyStatus.id, EarlyStatus.status, EarlyStatus.error_code)
-    ).all()
+    # Without autoflush, the changes waiting in the session go out in the caller's next flush, together
+    # with the rest, instead of in a flush of their own before these statements.
+    with session.no_autoflush:
+        _lock_sid(session, message.sid)
+        early = session.execute(_TAKE_EARLY_STATUSES, {"sid": message.sid}).all()
     for _id, status, error_code in sorted(early):
         _apply(session, message, status, error_code, library, now, undeliverable_after)
     return len(early)

@@ -13,7 +13,7 @@ from engine.db import session_scope
 from engine.inbound import InboundMessage, InboundOutcome, handle_inbound
 from engine.library import SequenceLibrary, get_library
 from engine.models import Message, ScheduledSend, SendStatus
-from engine.outbound import prepare_claimed_send, record_sent
+from engine.outbound import load_send, prepare_claimed_send, record_sent
 from tests.conftest import OUR_NUMBER
 
 PROSPECT = "+12125550123"  # New York
@@ -49,7 +49,7 @@ def send_due(now: datetime) -> list[str]:
         ).all()
         for send in due:
             send.status, send.claimed_at, send.claimed_by = SendStatus.CLAIMED.value, now, "test"
-            prepared = prepare_claimed_send(session, send, library(), now)
+            prepared = prepare_claimed_send(session, load_send(session, send.id), library(), now)
             if prepared is None:
                 continue
             record_sent(session, prepared, "SM" + uuid.uuid4().hex, "queued", OUR_NUMBER, library(), now)

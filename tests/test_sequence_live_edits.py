@@ -14,7 +14,7 @@ from sqlalchemy import select
 from engine.db import session_scope
 from engine.live_edits import EditsApplied, apply_sequence_edits
 from engine.models import Enrollment, Event, ScheduledSend, SendStatus
-from engine.outbound import prepare_claimed_send, record_sent
+from engine.outbound import load_send, prepare_claimed_send, record_sent
 from smsdrip.cli import main
 from tests.conftest import OUR_NUMBER
 from tests.sequence_helpers import ANY_HOUR, library, outbound_bodies, pending_sends, send_due, text_in, use_sequences
@@ -91,7 +91,7 @@ def test_step_removed_in_flight_ends_enrollment(smsdrip_env, sequences_dir: Path
     with session_scope() as session:
         send = session.scalars(select(ScheduledSend).where(ScheduledSend.status == SendStatus.PENDING.value)).one()
         send.status = SendStatus.CLAIMED.value
-        prepared = prepare_claimed_send(session, send, library(), now)
+        prepared = prepare_claimed_send(session, load_send(session, send.id), library(), now)
         assert prepared is not None
         use_sequences(sequences_dir, demo=DEMO.replace("  - id: tips\n    after: 1d\n    text: Tip one.\n", ""))
         assert record_sent(session, prepared, "SM" + uuid.uuid4().hex, "queued", OUR_NUMBER, library(), now) is None

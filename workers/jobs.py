@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 from rq import Retry, get_current_job
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from twilio.base.exceptions import TwilioRestException
 from urllib3.exceptions import NewConnectionError
 
@@ -17,7 +17,7 @@ from engine.db import session_scope
 from engine.delivery import purge_early_statuses
 from engine.library import get_library
 from engine.models import ScheduledSend, SendStatus
-from engine.outbound import PreparedSend, prepare_claimed_send, record_failed, record_sent, still_wanted
+from engine.outbound import PreparedSend, load_send, prepare_claimed_send, record_failed, record_sent, still_wanted
 from engine.phones import mask
 from engine.timeline import record_event
 from workers.connection import get_redis
@@ -102,6 +102,7 @@ def send_scheduled(send_id: int) -> str | Retry:
         _flag_stuck(prepared, f"carrier call ended with {type(error).__name__}; the text may or may not have gone out")
         return "stuck"
 
+    # Read again after the call: a sequence file edited while the text was in flight decides what follows it.
     library = get_library(settings.sequences_dir)
     with session_scope() as session:
         next_send = record_sent(session, prepared, result.sid, result.status, result.from_number, library, _utcnow())
@@ -158,27 +159,35 @@ def _retry_or_fail(settings: Settings, prepared: PreparedSend, error: TransientS
     return Retry(max=len(settings.retry_delays), interval=list(settings.retry_delays))
 
 
+# Built once at import, because building this statement costs about as much CPU as running it.
+_CLAIM = (
+    update(ScheduledSend)
+    .where(
+        ScheduledSend.id == bindparam("send_id"),
+        ScheduledSend.status == SendStatus.PENDING.value,
+        ScheduledSend.due_at <= bindparam("due_by"),
+    )
+    .values(status=SendStatus.CLAIMED.value, claimed_at=bindparam("claim_time"), claimed_by=bindparam("worker"))
+    # The claim runs first in a new session, so no loaded row needs to be synchronised with it.
+    .execution_options(synchronize_session=False)
+)
+
+
 def _claim_and_prepare(send_id: int, now: datetime) -> PreparedSend | None:
-    """Claim the row with a conditional update, then check it is still wanted and render its text.
+    """Claim the row with a conditional update, then check it is still wanted and render its text, in one transaction.
 
     Only one worker's update can move the row from pending to claimed, so a job run twice, or two
-    workers on one row, send once.
+    workers on one row, send once. The claim commits before the carrier call, so a worker that dies
+    during the call leaves the row claimed, for flag_stuck_claims, and never pending.
     """
     with session_scope() as session:
         claimed = session.execute(
-            update(ScheduledSend)
-            .where(
-                ScheduledSend.id == send_id,
-                ScheduledSend.status == SendStatus.PENDING.value,
-                ScheduledSend.due_at <= now + EARLY_GRACE,
-            )
-            .values(status=SendStatus.CLAIMED.value, claimed_at=now, claimed_by=_worker_name())
+            _CLAIM, {"send_id": send_id, "due_by": now + EARLY_GRACE, "claim_time": now, "worker": _worker_name()}
         ).rowcount
         if claimed != 1:
             logger.info("send %s is not pending or not yet due; skipped", send_id)
             return None
-        send = session.get_one(ScheduledSend, send_id)
-        prepared = prepare_claimed_send(session, send, get_library(get_settings().sequences_dir), now)
+        prepared = prepare_claimed_send(session, load_send(session, send_id), get_library(get_settings().sequences_dir), now)
     if prepared is not None:
         logger.info("send %s claimed for contact %s (%s)", send_id, prepared.contact_id, mask(prepared.to))
     return prepared
