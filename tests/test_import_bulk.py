@@ -167,7 +167,8 @@ def test_bulk_stores_rows_like_capture_lead(demo_any_hour: RoutingFile, tmp_path
     committed: list[list[NewSend]] = []
     import_leads(rows[:1], sequence="demo", dry_run=False, now=now, actor="import", library=library(), routing=current_routing(),
                  region=get_settings().default_region, on_commit=committed.append)
-    assert [record.message.split(" created from ")[1] for record in caplog.records] == ["import in one batch of 1, 1 enrolled"]
+    batch_lines = [record.message for record in caplog.records if record.name == "engine.bulk_capture"]
+    assert [line.split(" created from ")[1] for line in batch_lines] == ["import in one batch of 1, 1 enrolled"]
     lead = parse_lead(row_to_lead_data(rows[1][1]), get_settings().default_region, now)
     with session_scope() as session:
         outcome = capture_one(session, 3, replace(lead, source="import", sequence="demo"), now, "import", library(), current_routing())
