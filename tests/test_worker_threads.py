@@ -67,8 +67,9 @@ def test_threads_stop_soon_after_sigterm(start_worker, twilio_api):
 
     started = time.monotonic()
     worker.process.send_signal(signal.SIGTERM)
-    assert worker.process.wait(timeout=15) == 0, worker.log()
-    assert time.monotonic() - started < 6  # one dequeue turn, not RQ's six-minute wait
+    assert worker.process.wait(timeout=60) == 0, worker.log()
+    # A dequeue turn is 2 s; RQ's own wait for a job is 405 s. The bound leaves room for a busy machine.
+    assert time.monotonic() - started < 60
     assert "worker threads stopped" in worker.log()
 
 
