@@ -12,7 +12,7 @@ worker. Three things differ from a worker running alone:
 - RQ's command channel (`rq.command.send_shutdown_command` and the like) is left out: its handlers
   install signal handlers, which fails outside the main thread. Stop the process with SIGTERM.
 - A worker waits for a job in turns of DEQUEUE_TURN seconds, so it sees a stop request soon after it
-  is made instead of at the end of RQ's default wait of about six minutes.
+  is made instead of at the end of RQ's default wait of 405 seconds.
 """
 
 from __future__ import annotations
