@@ -128,6 +128,13 @@ def row_to_lead_data(row: dict[str, str]) -> dict[str, Any]:
     return data
 
 
+def _for_csv(error: LeadInputError) -> str:
+    """Return the error's message in the CSV's terms where the API's words would not fit a file."""
+    if error.field == "consent" and error.message.startswith("is missing"):
+        return "is missing: fill in consent_method and consent_at, because smsdrip texts no one without recorded consent"
+    return error.message
+
+
 def import_leads(
     rows: list[tuple[int, dict[str, str]]], *, sequence: str | None, dry_run: bool, now: datetime, actor: str,
     library: SequenceLibrary, routing: Routing, region: str,
@@ -177,7 +184,7 @@ def _parse_batch(
         try:
             lead = parse_lead(row_to_lead_data(row), region, now)
         except LeadInputError as error:
-            report.rejected.append(RejectedRow(line, error.field, error.message))
+            report.rejected.append(RejectedRow(line, error.field, _for_csv(error)))
             continue
         if lead.phone in seen:
             report.rejected.append(RejectedRow(line, "phone", f"duplicate: the same number is on line {seen[lead.phone]}"))

@@ -206,7 +206,8 @@ def format_report(report: FunnelReport) -> str:
         rows.append(("delivery rate", f"{rate} ({funnel.delivered} delivered, {funnel.delivery_failed} failed, "
                                       f"{pending} without a final status, of {funnel.messages_sent} sent)"))
         rows.append(("first response by a person", f"median {format_duration(funnel.median_first_response_seconds)} "
-                                                   f"over {funnel.responded} leads ({funnel.awaiting_response} still waiting for a person's first response)"))
+                                                   f"over {funnel.responded} {'lead' if funnel.responded == 1 else 'leads'} "
+                                                   f"({funnel.awaiting_response} still waiting for a person's first response)"))
         width = max(len(label) for label, _ in rows)
         lines.extend(f"  {label:<{width}}  {value}" for label, value in rows)
     return "\n".join(lines)

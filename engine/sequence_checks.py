@@ -120,7 +120,7 @@ def _text_warnings(sequence: Sequence, line: int, field: str, template: str, key
     if ucs2:
         names = ", ".join(describe_character(char) for char in ucs2)
         warnings.append(Problem(sequence.source, line, field,
-                                f"{names} force UCS-2 encoding, which fits 70 characters per segment instead of 160"
+                                f"{names} {'force' if len(ucs2) > 1 else 'forces'} UCS-2 encoding, which fits 70 characters per segment instead of 160"
                                 f" ({segments.count} segment{'s' if segments.count != 1 else ''} now):"
                                 " use straight quotes ' and \" and leave out emoji"))
     if segments.count > MAX_SEGMENTS:

@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 # Seconds the children get to finish their work after the stop signal, before they are killed.
 STOP_GRACE = 10.0
+DEFAULT_PORT = 5000  # the port of `smsdrip dev` and of the URL `smsdrip text` posts to
 
 
 class Terminated(Exception):
@@ -42,10 +43,13 @@ def run_dev(port: int) -> None:
         subprocess.Popen([*command, "worker"]),
         subprocess.Popen([*command, "cron"]),
     ]
+    # `smsdrip text` in another shell posts to port 5000 unless told otherwise.
+    try_text = "smsdrip text +15550100001 DEMO"
+    if port != DEFAULT_PORT:
+        try_text += f" --url http://localhost:{port}/twilio/sms"
     logger.info(
-        "smsdrip dev: webhooks on http://localhost:%d/twilio/sms, database %s, transport %s. "
-        "Try: smsdrip text +15550100001 DEMO. Ctrl-C stops.",
-        port, settings.database_url, settings.transport,
+        "smsdrip dev: webhooks on http://localhost:%d/twilio/sms, database %s, transport %s. Try: %s. Ctrl-C stops.",
+        port, settings.database_url, settings.transport, try_text,
     )
 
     def terminate(_signum: int, _frame: object) -> None:

@@ -54,7 +54,7 @@ MIXED_REPORT = [
     "rejected rows:",
     "  line 5: phone: '12' is not a possible phone number: check the digits and the country code",
     "  line 6: phone: duplicate: the same number is on line 4",
-    '  line 9: consent: is missing: give {"method": "web_form", "at": "2025-01-31T14:05:00Z"}, because smsdrip texts no one without recorded consent',
+    '  line 9: consent: is missing: fill in consent_method and consent_at, because smsdrip texts no one without recorded consent',
     "  line 10: status: 'hot' is not a lead status: use one of new, contacted, engaged, qualified, nurturing, converted, lost",
 ]
 

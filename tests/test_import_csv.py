@@ -29,7 +29,7 @@ Line",,,web_form,2025-01-10T10:00:00Z,,
 REJECTED = [
     "  line 4: phone: '12' is not a possible phone number: check the digits and the country code",
     "  line 5: phone: duplicate: the same number is on line 2",
-    '  line 6: consent: is missing: give {"method": "web_form", "at": "2025-01-31T14:05:00Z"}, because smsdrip texts no one without recorded consent',
+    '  line 6: consent: is missing: fill in consent_method and consent_at, because smsdrip texts no one without recorded consent',
     "  line 7: consent.at: '2999-01-01T00:00:00Z' is in the future: give the time the person consented",
     "  line 10: status: 'hot' is not a lead status: use one of new, contacted, engaged, qualified, nurturing, converted, lost",
     "  line 11: row: has more values than the header has columns: quote values that contain commas",
