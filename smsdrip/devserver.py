@@ -43,7 +43,7 @@ def run_dev(port: int) -> None:
         subprocess.Popen([*command, "worker"]),
         subprocess.Popen([*command, "cron"]),
     ]
-    # `smsdrip text` in another shell posts to port 5000 unless told otherwise.
+    # `smsdrip text` in another shell posts to port 5000 unless given --url.
     try_text = "smsdrip text +15550100001 DEMO"
     if port != DEFAULT_PORT:
         try_text += f" --url http://localhost:{port}/twilio/sms"
