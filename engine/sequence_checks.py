@@ -82,7 +82,7 @@ def sequence_warnings(sequence: Sequence) -> list[Problem]:
     keyword = max(sequence.keywords, key=len, default="DEMO")
     for position, step in enumerate(sequence.steps):
         field = f"steps[{position}]"
-        warnings += _text_warnings(sequence, step.line, f"{field}.text", step.text, keyword)
+        warnings += _text_warnings(sequence, step.text_line or step.line, f"{field}.text", step.text, keyword)
         for word, action in step.replies.items():
             if action.reply is not None:
                 warnings += _text_warnings(sequence, action.line, f"{field}.replies.{word}.reply", action.reply, keyword)

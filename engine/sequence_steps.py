@@ -58,7 +58,8 @@ def read_steps(reader: NodeReader, node: yaml.Node) -> list[Step]:
 
         if len(reader.problems) == problems_before and step_id is not None and delay is not None and text is not None:
             steps.append(Step(
-                id=step_id, after=delay.duration, text=text, line=line_of(step_node), calendar_days=delay.calendar_days,
+                id=step_id, after=delay.duration, text=text, line=line_of(step_node), text_line=line_of(entries["text"][1]),
+                calendar_days=delay.calendar_days,
                 at=at, replies=replies, next=next_step, end=end,
             ))
 

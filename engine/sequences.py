@@ -67,6 +67,7 @@ class Step:
     after: timedelta  # from the previous step's send; from enrollment for the first step
     text: str
     line: int = 0  # line of the step in its file, for error messages
+    text_line: int = 0  # line of the step's text, for warnings about the text
     # Set when `after` was given in days: the delay then counts calendar days on the recipient's clock.
     calendar_days: int | None = None
     at: time | None = None  # recipient-local clock time on the day `after` lands on

@@ -101,7 +101,7 @@ def warnings_for(tmp_path: Path, text: str) -> list[str]:
 def test_warns_long_text(tmp_path: Path):
     text = GOOD.replace("Hi {first_name|there}", "x" * 460)
     assert warnings_for(tmp_path, text) == [
-        "warning: w.yaml:4: steps[0].text: is 4 segments (GSM-7, 460 characters with optional fields at their defaults):"
+        "warning: w.yaml:6: steps[0].text: is 4 segments (GSM-7, 460 characters with optional fields at their defaults):"
         " texts over 3 segments cost more per send; shorten it"
     ]
 
@@ -109,7 +109,7 @@ def test_warns_long_text(tmp_path: Path):
 def test_warns_ucs2_characters(tmp_path: Path):
     text = GOOD.replace("Hi {first_name|there}", '"We’re glad 🎉"')
     assert warnings_for(tmp_path, text) == [
-        "warning: w.yaml:4: steps[0].text: ’ (U+2019 RIGHT SINGLE QUOTATION MARK), 🎉 (U+1F389 PARTY POPPER) force UCS-2 encoding,"
+        "warning: w.yaml:6: steps[0].text: ’ (U+2019 RIGHT SINGLE QUOTATION MARK), 🎉 (U+1F389 PARTY POPPER) force UCS-2 encoding,"
         " which fits 70 characters per segment instead of 160 (1 segment now): use straight quotes ' and \" and leave out emoji"
     ]
 
@@ -122,7 +122,7 @@ def test_warns_ucs2_default_text(tmp_path: Path):
 def test_warns_misspelt_field(tmp_path: Path):
     text = GOOD.replace("{first_name|there}", "{frist_name|there}")
     assert warnings_for(tmp_path, text) == [
-        "warning: w.yaml:4: steps[0].text: {frist_name} is no standard field, so only a custom field of that name fills it: did you mean {first_name}?"
+        "warning: w.yaml:6: steps[0].text: {frist_name} is no standard field, so only a custom field of that name fills it: did you mean {first_name}?"
     ]
 
 
