@@ -69,9 +69,9 @@ class CaptureOutcome:
 
     @classmethod
     def from_result(cls, line: int, result: CaptureResult) -> CaptureOutcome:
-        asked = result.opt_in_requested and bool(result.sends)
+        requested = result.opt_in_requested and bool(result.sends)
         return cls(line, created=result.created, changed=bool(result.changed), enrolled=result.enrollment is not None,
-                   opt_in_requested=asked, not_enrolled=None if asked else result.not_enrolled,
+                   opt_in_requested=requested, not_enrolled=None if requested else result.not_enrolled,
                    sends=[NewSend(send.id, send.due_at) for send in result.sends])
 
 

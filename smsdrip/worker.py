@@ -10,9 +10,9 @@ from rq.exceptions import StopRequested
 from rq.worker_pool import WorkerPool
 
 from engine.config import get_settings
+from engine.db import get_engine, reserve_connections
 from engine.library import get_library
 from engine.schema import check_schema
-from engine.db import get_engine, reserve_connections
 from workers.connection import get_redis
 
 logger = logging.getLogger(__name__)

@@ -1,12 +1,12 @@
 """Several RQ workers as threads of one process, for `smsdrip worker --threads N`.
 
 A send job spends most of its time waiting for the carrier's response, so threads let one process keep
-several texts in flight for the memory of one: each worker process holds its own interpreter, ORM and
+several texts in flight for the memory of one: each worker process has its own interpreter, ORM and
 HTTP client. Each thread runs an RQ `SimpleWorker`, registered in Redis like any other
-worker. Three things differ from a worker running alone:
+worker. Four things differ from a worker running alone:
 
 - Only the main thread may handle signals, so the threads install none. The main thread runs RQ's
-  scheduler loop (or just waits) and, on SIGINT or SIGTERM, asks every worker to stop after its job.
+  scheduler loop (or just waits) and, on SIGINT or SIGTERM, tells every worker to stop after its job.
 - RQ times jobs out with SIGALRM by default, which works in the main thread only; these workers use
   RQ's `TimerDeathPenalty`, which raises the timeout inside the job's own thread.
 - RQ's command channel (`rq.command.send_shutdown_command` and the like) is left out: its handlers
@@ -24,10 +24,10 @@ from types import FrameType
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
-from rq.exceptions import StopRequested
 
 logger = logging.getLogger(__name__)
 

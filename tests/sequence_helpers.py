@@ -19,6 +19,18 @@ from tests.conftest import OUR_NUMBER
 PROSPECT = "+12125550123"  # New York
 # Sequence-file lines that open the send window all day, for tests whose steps come due in seconds or minutes at any hour.
 ANY_HOUR = 'allow_outside_quiet_hours: true\nsend_window: {start: "00:00", end: "00:00"}\n'
+# A welcome at once and tips 2 s later, at any hour: for tests that run real workers and RQ's scheduler.
+TWO_QUICK_STEPS = f"""
+name: demo
+keywords: [DEMO]
+{ANY_HOUR}steps:
+  - id: welcome
+    after: 0
+    text: "Welcome!"
+  - id: tips
+    after: 2s
+    text: "Tips."
+"""
 
 
 def use_sequences(folder: Path, **files: str) -> None:

@@ -16,21 +16,9 @@ from sqlalchemy import select
 from engine.db import session_scope
 from engine.models import Contact, Event, Message, ScheduledSend
 from tests.conftest import inbound_params, signed_post, wait_until
-from tests.sequence_helpers import ANY_HOUR
+from tests.sequence_helpers import TWO_QUICK_STEPS
 from workers.jobs import CLAIM_TIMEOUT, enqueue_due_sends, flag_stuck_claims, send_scheduled
 from workers.queue import ENQUEUE_HORIZON, get_queue, send_job_id
-
-TWO_QUICK_STEPS = f"""
-name: demo
-keywords: [DEMO]
-{ANY_HOUR}steps:
-  - id: welcome
-    after: 0
-    text: "Welcome!"
-  - id: tips
-    after: 2s
-    text: "Tips."
-"""
 
 
 def _sends() -> list[ScheduledSend]:

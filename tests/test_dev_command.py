@@ -33,13 +33,20 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def test_dev_then_text_logs_welcome(tmp_path: Path):
+def _start_dev(tmp_path: Path, new_session: bool = False) -> tuple[subprocess.Popen[bytes], int, Path, dict[str, str]]:
+    """Start `smsdrip dev` on a free port in `tmp_path` with no configuration; returns it, its port, its log and its environment."""
     shutil.copytree(REPO / "sequences", tmp_path / "sequences")
     env = {name: value for name, value in os.environ.items() if name not in CONFIG_VARIABLES}
     port = _free_port()
     log_path = tmp_path / "dev.log"
     with open(log_path, "wb") as log:
-        dev = subprocess.Popen([*SMSDRIP, "dev", "--port", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        dev = subprocess.Popen([*SMSDRIP, "dev", "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=new_session)
+    return dev, port, log_path, env
+
+
+def test_dev_then_text_logs_welcome(tmp_path: Path):
+    dev, port, log_path, env = _start_dev(tmp_path)
     try:
         assert wait_until(lambda: _healthy(port), timeout=60), log_path.read_text()
 
@@ -64,13 +71,8 @@ def test_dev_then_text_logs_welcome(tmp_path: Path):
 
 def test_dev_ctrl_c_stops_every_process(tmp_path: Path):
     """Ctrl-C in a terminal sends SIGINT to the whole process group: dev, web server, worker and cron."""
-    shutil.copytree(REPO / "sequences", tmp_path / "sequences")
-    env = {name: value for name, value in os.environ.items() if name not in CONFIG_VARIABLES}
-    port = _free_port()
-    log_path = tmp_path / "dev.log"
-    with open(log_path, "wb") as log:
-        dev = subprocess.Popen([*SMSDRIP, "dev", "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    dev, port, log_path, _env = _start_dev(tmp_path, new_session=True)
+    children: list[int] = []
     try:
         assert wait_until(lambda: _healthy(port), timeout=60), log_path.read_text()
         assert wait_until(lambda: "Listening on" in log_path.read_text(), timeout=30), log_path.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import requests
 from engine.config import Settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER
 from tests.twilio_api import TwilioApiServer
-from workers.transports import CA_BUNDLE_VARIABLES, PROXY_VARIABLES, TwilioTransport
+from workers.transports import CA_BUNDLE_VARIABLES, TwilioTransport
 
 PROSPECT = "+12125550123"
 
@@ -19,9 +20,9 @@ PROSPECT = "+12125550123"
 @pytest.fixture
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Remove every proxy and certificate bundle variable, in both cases, so each test sets its own."""
-    for name in (*PROXY_VARIABLES, *CA_BUNDLE_VARIABLES):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy") or name in CA_BUNDLE_VARIABLES:
+            monkeypatch.delenv(name)
     return monkeypatch
 
 

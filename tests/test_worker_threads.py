@@ -11,27 +11,15 @@ from click.testing import CliRunner
 
 from smsdrip.cli import main
 from tests.conftest import inbound_params, signed_post, wait_until
-from tests.sequence_helpers import ANY_HOUR, use_sequences
-
-QUICK_STEPS = f"""\
-name: quick
-keywords: [QUICK]
-{ANY_HOUR}steps:
-  - id: welcome
-    after: 0
-    text: "Welcome!"
-  - id: tips
-    after: 2s
-    text: "Tips."
-"""
+from tests.sequence_helpers import TWO_QUICK_STEPS, use_sequences
 
 
 def test_threads_keep_several_texts_in_flight(client, start_worker, twilio_api, sequences_dir: Path):
-    use_sequences(sequences_dir, quick=QUICK_STEPS)
+    use_sequences(sequences_dir, demo=TWO_QUICK_STEPS)
     twilio_api.hold("before_accept")  # the API keeps every request waiting until released
     phones = [f"+155508100{number:02d}" for number in range(6)]
     for phone in phones:
-        signed_post(client, "/twilio/sms", inbound_params(phone, "QUICK"))
+        signed_post(client, "/twilio/sms", inbound_params(phone, "DEMO"))
     worker = start_worker("--threads", "3")
 
     # Three requests wait at the API at once, from one process: one per thread.
@@ -51,9 +39,9 @@ def test_threads_keep_several_texts_in_flight(client, start_worker, twilio_api, 
 
 def test_threads_run_scheduled_steps(client, start_worker, twilio_api, sequences_dir: Path):
     """The main thread runs RQ's scheduler, which moves the step due in 2 seconds to the queue."""
-    use_sequences(sequences_dir, quick=QUICK_STEPS)
+    use_sequences(sequences_dir, demo=TWO_QUICK_STEPS)
     worker = start_worker("--threads", "2")
-    signed_post(client, "/twilio/sms", inbound_params("+15550810100", "QUICK"))
+    signed_post(client, "/twilio/sms", inbound_params("+15550810100", "DEMO"))
 
     messages = twilio_api.wait_for(2, timeout=30)
     assert [message.body for message in messages] == ["Welcome!", "Tips."], worker.log()

@@ -7,9 +7,9 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.request import getproxies
 
 from requests import Session
 from twilio.http.http_client import TwilioHttpClient
@@ -25,32 +25,27 @@ logger = logging.getLogger(__name__)
 TWILIO_HTTP_TIMEOUT = 30
 # A phone number in E.164 form inside a text's body, such as a rep's number in a notification.
 NUMBER_IN_TEXT = re.compile(r"\+\d{7,15}")
-# Proxy variables that requests 2.x reads for http and https URLs, in upper or lower case. NO_PROXY lists
-# hosts that bypass the proxy. Other *_proxy names apply to other URL schemes.
-PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
 # Certificate bundle variables requests reads when it trusts the environment, in its order of precedence.
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-def read_environment_once(session: Session, environ: Mapping[str, str]) -> None:
+def read_environment_once(session: Session) -> None:
     """Let the requests session skip its per-request reading of the environment when no proxy is set.
 
-    With `trust_env` on, requests looks up proxies, proxy bypass rules and certificate bundles in the
-    environment on every request, which cost about 0.1 ms of CPU per text on the benchmark machine
-    (docs/benchmarks.md). When no proxy variable is set, the session stops trusting the environment,
-    and a certificate bundle named in REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE is set on the session once
-    instead. The environment is read when the transport is built, so a change after that needs a
-    worker restart.
-
-    NOTE: on macOS and Windows, urllib also reads the system's proxy settings. This check reads only
-    the environment, so a worker there behind a system-wide proxy needs HTTPS_PROXY set.
+    With `trust_env` on, requests looks up proxies, proxy bypass rules and certificate bundles on
+    every request, which cost about 0.1 ms of CPU per text on the benchmark machine
+    (docs/benchmarks.md). The proxies come from `urllib.request.getproxies()`, as in requests: the
+    *_proxy variables, and the system settings on macOS and Windows. When there are none, the session
+    stops trusting the environment, and a certificate bundle named in REQUESTS_CA_BUNDLE or
+    CURL_CA_BUNDLE is set on the session once instead. So a change after the transport is built
+    needs a worker restart.
     """
-    if any(environ.get(name) or environ.get(name.lower()) for name in PROXY_VARIABLES):
+    if getproxies():
         return
     session.trust_env = False
     for name in CA_BUNDLE_VARIABLES:
-        if environ.get(name):
-            session.verify = environ[name]
+        if os.environ.get(name):
+            session.verify = os.environ[name]
             break
 
 
@@ -71,7 +66,7 @@ class TwilioTransport:
     def __init__(self, settings: Settings) -> None:
         http_client = TwilioHttpClient(timeout=TWILIO_HTTP_TIMEOUT)
         assert http_client.session is not None  # built with pool_connections=True, the default
-        read_environment_once(http_client.session, os.environ)
+        read_environment_once(http_client.session)
         self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http_client)
         self.client.api.base_url = settings.twilio_api_url
         self.from_number = settings.twilio_from_number
